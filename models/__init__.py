@@ -1,0 +1,1 @@
+"""GRU4Rec in PyTorch: model, training, evaluation and artifact I/O. Imports nothing from Kafka."""

@@ -1,0 +1,141 @@
+"""Next-item evaluation: Recall@K and MRR@K for a model and two baselines.
+
+Protocol (the reference GRU4Rec's): events of items unseen in training are dropped; each test
+session starts from a zero state; every event after a session's first is one prediction, made from
+the events before it; the true item is ranked against all training items. Recall@K is the share of
+predictions ranked in the top K, MRR@K the mean of 1/rank, counting 0 beyond K.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.data import EncodedSessions, EventLog, build_vocabulary, encode_sessions, item_counts
+from models.data import session_parallel_schedule as plan_batches
+from models.model import GRU4Rec
+
+DEFAULT_CUTOFFS = (1, 5, 10, 20)
+
+
+def pessimistic_ranks(scores: Tensor, targets: Tensor) -> Tensor:
+    """Rank of each row's target item: the number of items scoring >= the target's score.
+
+    Ties count against the target (an item tied with it ranks ahead), so constant scores rank every
+    target last instead of first.
+    """
+    return (scores >= scores.gather(1, targets.unsqueeze(1))).sum(1)
+
+
+class MetricAccumulator:
+    def __init__(self, cutoffs: Iterable[int]):
+        self.cutoffs = sorted(set(cutoffs))
+        self.hits = dict.fromkeys(self.cutoffs, 0.0)
+        self.reciprocal_ranks = dict.fromkeys(self.cutoffs, 0.0)
+        self.n = 0
+
+    def add(self, ranks: Tensor) -> None:
+        ranks = ranks.double()
+        for k in self.cutoffs:
+            within = ranks <= k
+            self.hits[k] += within.sum().item()
+            self.reciprocal_ranks[k] += (within / ranks).sum().item()
+        self.n += len(ranks)
+
+    def result(self) -> dict[str, float]:
+        n = max(self.n, 1)
+        metrics: dict[str, float] = {}
+        for k in self.cutoffs:
+            metrics[f"recall@{k}"] = self.hits[k] / n
+            metrics[f"mrr@{k}"] = self.reciprocal_ranks[k] / n
+        metrics["n_predictions"] = self.n
+        return metrics
+
+
+@torch.inference_mode()
+def evaluate_model(
+    model: GRU4Rec,
+    item_ids: Sequence[str],
+    log: EventLog,
+    cutoffs: Iterable[int] = DEFAULT_CUTOFFS,
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """Score with :meth:`GRU4Rec.step` and :meth:`GRU4Rec.scores`, the same calls the streamer makes."""
+    sessions = encode_sessions(log, {item: i for i, item in enumerate(item_ids)})
+    schedule = plan_batches(sessions.offsets, batch_size)
+    items = torch.from_numpy(sessions.items)
+    event_types = torch.from_numpy(sessions.event_types)
+    metrics = MetricAccumulator(cutoffs)
+    hidden = model.zero_state(schedule.inputs.shape[1])
+    for t, n in enumerate(schedule.n_active.tolist()):
+        hidden = hidden[:n]
+        resets = torch.from_numpy(schedule.resets[t, :n])
+        if resets.any():
+            hidden = hidden.masked_fill(resets[:, None, None], 0.0)
+        positions = torch.from_numpy(schedule.inputs[t, :n])
+        hidden = model.step(hidden, items[positions], event_types[positions])
+        metrics.add(pessimistic_ranks(model.scores(hidden), items[positions + 1]))
+    return metrics.result()
+
+
+def evaluate_most_popular(
+    train: EventLog, test: EventLog, cutoffs: Iterable[int] = DEFAULT_CUTOFFS
+) -> dict[str, float]:
+    """Baseline: always rank items by their number of training events."""
+    item_ids = build_vocabulary(train)
+    counts = torch.from_numpy(item_counts(encode_sessions(train, _index(item_ids)), len(item_ids))).double()
+    return _evaluate_pairs(lambda previous: counts.expand(len(previous), -1), item_ids, test, cutoffs)
+
+
+def evaluate_last_item(
+    train: EventLog, test: EventLog, cutoffs: Iterable[int] = DEFAULT_CUTOFFS
+) -> dict[str, float]:
+    """Baseline: rank items by how often they followed the current item in the training sessions.
+
+    Items with equal counts (most of them: zero) are ordered by popularity, which only breaks ties.
+    """
+    item_ids = build_vocabulary(train)
+    sessions = encode_sessions(train, _index(item_ids))
+    popularity = torch.from_numpy(item_counts(sessions, len(item_ids))).double()
+    tie_breaker = popularity / (popularity.max() + 1)  # < 1: never outweighs one transition
+    previous, following = _consecutive_pairs(sessions)
+    n = len(item_ids)
+    transitions = torch.sparse_coo_tensor(
+        torch.from_numpy(np.stack([previous, following])),
+        torch.ones(len(previous), dtype=torch.float64),
+        (n, n),
+        check_invariants=True,
+    ).coalesce()
+    return _evaluate_pairs(
+        lambda prev: transitions.index_select(0, prev).to_dense() + tie_breaker, item_ids, test, cutoffs
+    )
+
+
+def _evaluate_pairs(
+    score: Callable[[Tensor], Tensor],
+    item_ids: Sequence[str],
+    test: EventLog,
+    cutoffs: Iterable[int],
+    batch_size: int = 1024,
+) -> dict[str, float]:
+    previous, following = _consecutive_pairs(encode_sessions(test, _index(item_ids)))
+    previous, following = torch.from_numpy(previous), torch.from_numpy(following)
+    metrics = MetricAccumulator(cutoffs)
+    for start in range(0, len(previous), batch_size):
+        batch = slice(start, start + batch_size)
+        metrics.add(pessimistic_ranks(score(previous[batch]), following[batch]))
+    return metrics.result()
+
+
+def _consecutive_pairs(sessions: EncodedSessions) -> tuple[np.ndarray, np.ndarray]:
+    """(item, next item) for every event that has a successor in its session."""
+    has_next = np.ones(len(sessions.items), bool)
+    last = sessions.offsets[1:] - 1
+    has_next[last[last >= 0]] = False  # an empty first session would give -1
+    positions = np.flatnonzero(has_next)
+    return sessions.items[positions], sessions.items[positions + 1]
+
+
+def _index(item_ids: Sequence[str]) -> dict[str, int]:
+    return {item: i for i, item in enumerate(item_ids)}

@@ -1,0 +1,64 @@
+"""Adagrad with momentum, the optimiser of the reference GRU4Rec.
+
+Per parameter element: ``acc += g²``; ``mom = momentum * mom - lr * g / sqrt(acc + eps)``;
+``param += mom``. Item matrices are updated row-sparsely: only the rows a step touched change, and
+only their accumulator and momentum advance (an untouched row keeps its momentum for later).
+"""
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from models.sparse import SparseRows
+
+
+class AdagradMomentum:
+    def __init__(self, params: Iterable[nn.Parameter], lr: float, momentum: float = 0.0, eps: float = 1e-6):
+        if lr <= 0 or momentum < 0 or eps <= 0:
+            raise ValueError(f"need lr > 0, momentum >= 0, eps > 0; got {lr}, {momentum}, {eps}")
+        self.params = list(params)
+        self.lr, self.momentum, self.eps = lr, momentum, eps
+        self.acc = {p: torch.zeros_like(p) for p in self.params}
+        self.mom = {p: torch.zeros_like(p) for p in self.params} if momentum > 0 else {}
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self, sparse: Sequence[SparseRows] = ()) -> None:
+        """Apply the dense gradients in ``param.grad`` and the row-sparse ones collected in ``sparse``."""
+        dense = [p for p in self.params if p.grad is not None]
+        if dense:
+            self._dense_update(dense)
+        for rows in sparse:
+            if rows.rows.grad is not None:
+                self._sparse_update(rows.param, rows.index, rows.rows.grad)
+
+    def _dense_update(self, params: list[nn.Parameter]) -> None:
+        grads = [p.grad for p in params]
+        accs = [self.acc[p] for p in params]
+        torch._foreach_addcmul_(accs, grads, grads)
+        denoms = torch._foreach_add(accs, self.eps)
+        torch._foreach_sqrt_(denoms)
+        if self.momentum > 0:
+            moms = [self.mom[p] for p in params]
+            torch._foreach_mul_(moms, self.momentum)
+            torch._foreach_addcdiv_(moms, grads, denoms, value=-self.lr)
+            torch._foreach_add_(params, moms)
+        else:
+            torch._foreach_addcdiv_(params, grads, denoms, value=-self.lr)
+
+    def _sparse_update(self, param: nn.Parameter, index: Tensor, grad: Tensor) -> None:
+        """``index`` must be unique: rows are read, updated and written back."""
+        acc = self.acc[param].index_select(0, index).addcmul_(grad, grad)
+        self.acc[param].index_copy_(0, index, acc)
+        denom = acc.add_(self.eps).sqrt_()
+        if self.momentum > 0:
+            mom = self.mom[param].index_select(0, index).mul_(self.momentum)
+            mom.addcdiv_(grad, denom, value=-self.lr)
+            self.mom[param].index_copy_(0, index, mom)
+            param.index_add_(0, index, mom)
+        else:
+            param.index_add_(0, index, grad.div(denom).mul_(-self.lr))

@@ -1,0 +1,244 @@
+"""Training: the reference GRU4Rec recipe, and named hyperparameter presets.
+
+Session-parallel mini-batches (see :func:`models.data.session_parallel_schedule`); each step is one
+event per row, backpropagated through that step only, scored against the batch's targets plus
+``n_sample`` shared negatives; Adagrad with momentum, row-sparse on the item matrices.
+"""
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from models.data import EncodedSessions, EventLog, build_vocabulary, encode_sessions, item_counts
+from models.data import session_parallel_schedule as plan_batches
+from models.losses import BPRMax, SampledCrossEntropy
+from models.model import GRU4Rec, ModelConfig, extend_items
+from models.optim import AdagradMomentum
+from models.sampling import NegativeSampler
+
+LOSSES = ("cross-entropy", "bpr-max")
+
+
+class TrainingError(RuntimeError):
+    """Training diverged (the loss became NaN or infinite)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters; the defaults are the reference's best settings for RSC15 (preset ``rsc15``)."""
+
+    loss: str = "cross-entropy"
+    hidden: int = 100
+    n_layers: int = 1
+    embedding: int = 0  # 0: shared embedding
+    batch_size: int = 32
+    dropout_embed: float = 0.0
+    dropout_hidden: float = 0.4
+    learning_rate: float = 0.2
+    momentum: float = 0.2
+    n_sample: int = 2048
+    sample_alpha: float = 0.5
+    logq: float = 1.0  # cross-entropy only
+    bpreg: float = 0.0  # bpr-max only
+    elu_param: float = 0.0  # bpr-max only
+    epochs: int = 10
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.batch_size < 1 or self.epochs < 0 or self.n_sample < 0:
+            raise ValueError("batch_size must be >= 1, epochs >= 0 and n_sample >= 0")
+
+    def model_config(self, n_items: int) -> ModelConfig:
+        return ModelConfig(
+            n_items=n_items,
+            hidden=self.hidden,
+            n_layers=self.n_layers,
+            embedding=self.embedding,
+            dropout_embed=self.dropout_embed,
+            dropout_hidden=self.dropout_hidden,
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    "rsc15": TrainConfig(),
+    # The reference's best BPR-max settings (tuned on Retailrocket).
+    "bpr-max": TrainConfig(
+        loss="bpr-max",
+        hidden=224,
+        batch_size=80,
+        dropout_embed=0.5,
+        dropout_hidden=0.05,
+        learning_rate=0.05,
+        momentum=0.4,
+        sample_alpha=0.4,
+        logq=0.0,
+        bpreg=1.95,
+        elu_param=0.5,
+    ),
+}
+
+
+@dataclass
+class TrainResult:
+    model: GRU4Rec  # in eval mode
+    item_ids: list[str]
+    config: TrainConfig
+    epoch_losses: list[float]  # mean loss per predicted event
+    epoch_seconds: list[float]  # training time until the end of each epoch, callbacks excluded
+    events_per_epoch: int  # predicted events per epoch
+
+
+EpochCallback = Callable[[int, GRU4Rec, list[str]], None]
+
+
+def train_model(
+    log: EventLog,
+    config: TrainConfig,
+    *,
+    initial: tuple[GRU4Rec, Sequence[str]] | None = None,
+    progress: bool = True,
+    on_epoch_end: EpochCallback | None = None,
+    threads: int | None = 1,
+) -> TrainResult:
+    """Train on ``log``. Deterministic on CPU for a given ``config.seed`` and thread count.
+
+    ``initial`` warm-starts from a trained model and its vocabulary: its items keep their indices
+    and weights, items new in ``log`` are appended with fresh rows. ``on_epoch_end(epoch, model,
+    item_ids)`` runs after each epoch (1-based) with the model in eval mode; its time is not counted
+    as training.
+    ``threads`` sets torch's intra-op threads while training (a process-wide setting, restored
+    afterwards; None leaves it alone): one thread is fastest for these small operations.
+    """
+    item_ids = build_vocabulary(log, base=initial[1] if initial else ())
+    sessions = encode_sessions(log, {item: i for i, item in enumerate(item_ids)})
+    counts = torch.from_numpy(item_counts(sessions, len(item_ids)))
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train(sessions, item_ids, counts, config, initial, progress, on_epoch_end)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(
+    sessions: EncodedSessions,
+    item_ids: list[str],
+    counts: Tensor,
+    config: TrainConfig,
+    initial: tuple[GRU4Rec, Sequence[str]] | None,
+    progress: bool,
+    on_epoch_end: EpochCallback | None,
+) -> TrainResult:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # dropout draws from the global generator
+        init_generator = torch.Generator().manual_seed(config.seed)
+        model = _build_model(config, len(item_ids), initial, init_generator)
+        trainer = _Trainer(model, config, sessions, counts)
+        losses, seconds, elapsed = [], [], 0.0
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            losses.append(trainer.run_epoch(f"epoch {epoch}/{config.epochs}", progress))
+            elapsed += time.perf_counter() - started
+            seconds.append(elapsed)
+            if on_epoch_end is not None:
+                model.eval()
+                on_epoch_end(epoch, model, item_ids)
+    model.eval()
+    return TrainResult(model, item_ids, config, losses, seconds, trainer.events_per_epoch)
+
+
+def _build_model(
+    config: TrainConfig,
+    n_items: int,
+    initial: tuple[GRU4Rec, Sequence[str]] | None,
+    generator: torch.Generator,
+) -> GRU4Rec:
+    model_config = config.model_config(n_items)
+    if initial is None:
+        return GRU4Rec(model_config, generator)
+    base = initial[0].config
+    shape = ("hidden", "n_layers", "embedding", "n_event_types")
+    if any(getattr(base, f) != getattr(model_config, f) for f in shape):
+        raise ValueError(f"warm start needs the same architecture: {base} vs {model_config}")
+    model = extend_items(initial[0], n_items, generator)
+    model.config = model_config  # dropout rates come from this run's config
+    return model
+
+
+class _Trainer:
+    """Everything one epoch needs, built once: batch plan, sampler, loss, optimiser."""
+
+    def __init__(self, model: GRU4Rec, config: TrainConfig, sessions: EncodedSessions, counts: Tensor):
+        self.model, self.config = model, config
+        schedule = plan_batches(sessions.offsets, config.batch_size)
+        if schedule.n_steps == 0:
+            raise ValueError("no session has two events of known items: nothing to train on")
+        inputs = np.maximum(schedule.inputs, 0)  # idle rows are never read; any valid position will do
+        self.inputs = torch.from_numpy(sessions.items[inputs])
+        self.targets = torch.from_numpy(sessions.items[inputs + 1])
+        event_types = sessions.event_types[inputs] if sessions.has_event_types else None
+        self.event_types = None if event_types is None else torch.from_numpy(event_types)
+        self.resets = torch.from_numpy(schedule.resets).unsqueeze(-1).unsqueeze(-1)
+        self.reset_steps = set(np.flatnonzero(schedule.resets.any(axis=1)).tolist())
+        self.n_active = schedule.n_active.tolist()
+        self.events_per_epoch = int(schedule.n_active.sum())
+        sampler_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.sampler = (
+            NegativeSampler(counts, config.n_sample, config.sample_alpha, sampler_generator)
+            if config.n_sample > 0
+            else None
+        )
+        if config.loss == "cross-entropy":
+            self.loss = SampledCrossEntropy(counts, config.sample_alpha, config.logq)
+        else:
+            self.loss = BPRMax(config.bpreg, config.elu_param)
+        self.optimizer = AdagradMomentum(model.parameters(), config.learning_rate, config.momentum)
+        self.no_negatives = torch.empty(0, dtype=torch.int64)
+
+    def run_epoch(self, description: str, progress: bool) -> float:
+        model, batch_size = self.model, self.config.batch_size
+        model.train()
+        hidden = model.zero_state(self.n_active[0])
+        total_loss, total_events = 0.0, 0
+        bar = tqdm(total=self.events_per_epoch, desc=description, unit="ev", disable=not progress, leave=True)
+        for t, n in enumerate(self.n_active):
+            if self.sampler is None and n < 2:
+                break  # in-batch negatives need another row
+            hidden = hidden[:n]
+            if t in self.reset_steps:
+                hidden = hidden.masked_fill(self.resets[t, :n], 0.0)
+            targets = self.targets[t, :n]
+            negatives = self.sampler() if self.sampler is not None else self.no_negatives
+            event_types = None if self.event_types is None else self.event_types[t, :n]
+            out = model(self.inputs[t, :n], event_types, hidden, torch.cat([targets, negatives]))
+            loss = self.loss(out.scores, targets, negatives) / batch_size
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step(out.rows)
+            hidden = out.hidden.detach()
+
+            value = loss.item()
+            if not math.isfinite(value):
+                bar.close()
+                raise TrainingError(f"{description}: loss became {value} at step {t}")
+            total_loss += value * batch_size
+            total_events += n
+            bar.update(n)
+            if t % 200 == 0:
+                bar.set_postfix(loss=f"{total_loss / total_events:.4f}", refresh=False)
+        bar.set_postfix(loss=f"{total_loss / max(total_events, 1):.4f}")
+        bar.close()
+        return total_loss / max(total_events, 1)

@@ -1,0 +1,51 @@
+"""Creating topics before anything produces to them, so partition counts and cleanup policies are
+ours, not the broker's defaults (the state table's changelog must have as many partitions as the
+input topics; model announcements must be compacted)."""
+
+import contextlib
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streamer.kafka_config import kafka_python_config
+from streamer.settings import Settings
+
+
+def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
+    """Create the missing topics of ``names`` (default: the streamer's input and output topics)
+    with ``STREAMREC_TOPIC_PARTITIONS`` partitions; raise if an existing one has another count."""
+    names = settings.io_topics() if names is None else names
+    specs = [NewTopic(n, settings.topic_partitions, settings.replication_factor) for n in names]
+    _create_missing(settings, specs)
+
+
+def ensure_model_updates_topic(settings: Settings) -> None:
+    """One compacted partition: announcements are totally ordered and the latest is always kept."""
+    spec = NewTopic(
+        settings.model_updates_topic,
+        1,
+        settings.replication_factor,
+        topic_configs={"cleanup.policy": "compact"},
+    )
+    _create_missing(settings, [spec])
+
+
+def _create_missing(settings: Settings, specs: list[NewTopic]) -> None:
+    admin = KafkaAdminClient(client_id="streamrec-admin", **kafka_python_config(settings))
+    try:
+        existing = set(admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            # Another client may create one concurrently; the partition check below still applies.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+        wanted = {spec.name: spec.num_partitions for spec in specs if spec.name in existing}
+        for topic in admin.describe_topics(list(wanted)):
+            count = len(topic["partitions"])
+            if count != wanted[topic["name"]]:
+                raise ValueError(
+                    f"topic {topic['name']!r} has {count} partitions, {wanted[topic['name']]} are needed "
+                    "(see STREAMREC_TOPIC_PARTITIONS)"
+                )
+    finally:
+        admin.close()

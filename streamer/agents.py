@@ -1,0 +1,100 @@
+"""The stream processor: click and buy events in, recommendation lists and dead letters out.
+
+For each micro-batch: parse the raw records, read each user's state once, apply the batch with the
+model, publish lists and dead letters and wait until Kafka has them, and only then write the new
+states. A crash before the state write replays the batch from the old states and re-sends identical
+lists; a crash after it finds the events already applied (per-user offsets) and skips them.
+"""
+
+import asyncio
+import time
+
+import faust
+
+from streamer.app import app, settings
+from streamer.engine import BatchResult
+from streamer.metrics import (
+    BATCH_SIZE,
+    DEAD_LETTERS,
+    DUPLICATES,
+    END_TO_END_LATENCY,
+    EVENTS_IN,
+    LISTS_OUT,
+    NEW_SESSIONS,
+    REENCODED,
+)
+from streamer.model_swap import ModelFeed
+from streamer.records import InputRecord, ParsedEvent, parse_record
+from streamer.tables import UserStateTable
+from streamer.topics import declare_topics
+
+topics = declare_topics(app, settings)
+user_states = UserStateTable(app, settings)
+models = ModelFeed(settings)
+topic_kinds = settings.topic_kinds()
+
+
+@app.on_worker_init.connect
+def load_first_model(sender: faust.App, **kwargs: object) -> None:
+    # Before the worker joins the group: a missing or bad model stops it here, with the reason.
+    # Faust sends this signal twice when started through app.main(); load once.
+    if models.holder.version is None:
+        models.load_initial()
+
+
+@app.task
+async def follow_model_updates() -> None:
+    await models.follow()
+
+
+@app.agent(topics.events)
+async def apply_events(stream: faust.StreamT) -> None:
+    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_ms / 1000):
+        await process_batch(batch)
+
+
+async def process_batch(batch: list[faust.EventT]) -> None:
+    BATCH_SIZE.observe(len(batch))
+    now = time.time()
+    parsed: list[ParsedEvent] = []
+    dead_letters = []
+    event_of_user: dict[str, faust.EventT] = {}
+    for event in batch:
+        record = to_record(event)
+        EVENTS_IN.labels(record.topic).inc()
+        outcome = parse_record(record, topic_kinds[record.topic], now, settings.max_future_skew_s)
+        if isinstance(outcome, ParsedEvent):
+            parsed.append(outcome)
+            event_of_user[outcome.event.user_id] = event
+        else:
+            dead_letters.append(outcome)
+
+    states = {user: user_states.get(user, event) for user, event in event_of_user.items()}
+    result = models.holder.for_next_batch().apply(parsed, states)
+    await publish(result, dead_letters, batch)
+    for user, state in result.states.items():
+        user_states.put(user, state, event_of_user[user])
+
+
+def to_record(event: faust.EventT) -> InputRecord:
+    message = event.message
+    return InputRecord(message.topic, message.partition, message.offset, message.key, message.value)
+
+
+async def publish(result: BatchResult, dead_letters: list, batch: list[faust.EventT]) -> None:
+    """Send lists and dead letters, and return once Kafka has acknowledged all of them."""
+    pending = []
+    for rec in result.recommendations:
+        pending.append(await topics.recommendations.send(key=rec.user_id.encode(), value=rec.to_bytes()))
+    for letter in [*dead_letters, *result.dead_letters]:
+        pending.append(await topics.dead_letters.send(key=letter.original_key, value=letter.to_bytes()))
+        DEAD_LETTERS.labels(letter.reason).inc()
+    await asyncio.gather(*pending)
+
+    acked_at = time.time()
+    for event in batch:
+        END_TO_END_LATENCY.observe(max(0.0, acked_at - event.message.timestamp))
+    LISTS_OUT.inc(len(result.recommendations))
+    DUPLICATES.inc(result.duplicates)
+    REENCODED.inc(result.reencoded)
+    NEW_SESSIONS.inc(result.new_sessions)

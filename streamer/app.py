@@ -1,0 +1,42 @@
+"""The Faust app. Run a worker with ``streamrec worker`` or, as Faust users do,
+``faust -A streamer.app worker -l info``. Configuration comes from the environment
+(see :mod:`streamer.settings`); a bad value stops the process here, before anything connects.
+"""
+
+import sys
+
+import faust
+
+from streamer.kafka_config import faust_credentials
+from streamer.settings import ConfigError, Settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        broker_credentials=faust_credentials(settings),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_group_instance_id=settings.consumer_instance_id,
+        key_serializer="raw",
+        value_serializer="raw",
+        # A new deployment starts from the oldest retained event rather than skipping the backlog.
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.web_port,
+        web_in_thread=False,
+    )
+
+
+try:
+    settings = Settings.from_env()
+except ConfigError as exc:
+    sys.exit(f"streamrec: configuration error: {exc}")
+
+app = create_app(settings)
+
+# Registering the topics, table, agents and pages on ``app`` needs ``app`` to exist first.
+from streamer import agents, web  # noqa: E402, F401

@@ -1,0 +1,42 @@
+"""Prometheus metrics of the streamer, served at ``/metrics``."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+EVENTS_IN = Counter("streamrec_events_in", "Input messages consumed", ["topic"], registry=REGISTRY)
+LISTS_OUT = Counter("streamrec_lists_out", "Recommendation lists published", registry=REGISTRY)
+DEAD_LETTERS = Counter(
+    "streamrec_dead_letters", "Input messages sent to the dead-letter topic", ["reason"], registry=REGISTRY
+)
+DUPLICATES = Counter(
+    "streamrec_duplicates_skipped", "Redelivered events that were applied before", registry=REGISTRY
+)
+REENCODED = Counter(
+    "streamrec_states_reencoded", "User states re-encoded under a new model version", registry=REGISTRY
+)
+NEW_SESSIONS = Counter("streamrec_new_sessions", "States reset at a session boundary", registry=REGISTRY)
+BATCH_SIZE = Histogram(
+    "streamrec_batch_size",
+    "Events per micro-batch",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+    registry=REGISTRY,
+)
+END_TO_END_LATENCY = Histogram(
+    "streamrec_end_to_end_latency_seconds",
+    "Time from the event's Kafka timestamp to its list being acknowledged by Kafka",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+MODEL_INFO = Gauge(
+    "streamrec_model_loaded", "1 for the model version being served", ["version"], registry=REGISTRY
+)
+TABLES_RECOVERED = Gauge(
+    "streamrec_tables_recovered", "1 once table recovery has completed", registry=REGISTRY
+)
+MODEL_SWAP_REFUSED = Counter(
+    "streamrec_model_swap_refused",
+    "Announced models refused (the old one kept serving)",
+    ["reason"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,37 @@
+"""HTTP endpoints on the worker's web port: liveness, readiness and Prometheus metrics."""
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamer.agents import models
+from streamer.app import app
+from streamer.metrics import REGISTRY, TABLES_RECOVERED
+
+
+def readiness() -> dict[str, bool]:
+    """What readiness needs: a model to serve and table state fully recovered from the changelog."""
+    recovered = app.tables.recovery.completed.is_set() and not app.in_recovery and not app.rebalancing
+    TABLES_RECOVERED.set(1 if recovered else 0)
+    return {"model_loaded": models.holder.version is not None, "tables_recovered": recovered}
+
+
+@app.page("/healthz")
+async def healthz(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    return web.json({"status": "alive"})
+
+
+@app.page("/readyz")
+async def readyz(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    checks = readiness()
+    ready = all(checks.values())
+    serving = models.holder.recommender
+    return web.json(
+        {"ready": ready, "model_version": serving.version if serving else None, **checks},
+        status=200 if ready else 503,
+    )
+
+
+@app.page("/metrics")
+async def metrics(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
+    readiness()
+    return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

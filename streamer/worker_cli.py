@@ -1,0 +1,30 @@
+"""``streamrec worker``: run one streamer worker in the foreground (Faust's own worker command)."""
+
+import argparse
+import sys
+
+from streamer.cli import command_summary
+from streamer.settings import SETTINGS
+
+
+def register(subparsers: argparse._SubParsersAction, name: str) -> None:
+    settings_help = "\n".join(f"  {s.env:<34} {s.help} (default: {s.default})" for s in SETTINGS.values())
+    parser = subparsers.add_parser(
+        name,
+        help=command_summary(name),
+        description="Consume the click and buy topics, keep each user's GRU state in RocksDB, and "
+        "publish a top-K list per event. Configured by environment variables; a bad value stops the "
+        "worker at start with a message naming the variable.",
+        epilog=f"environment:\n{settings_help}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--loglevel", "-l", default=None, help="log level (default: STREAMREC_LOG_LEVEL)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamer.app import app, settings
+
+    sys.argv = ["streamrec worker", "worker", "--loglevel", args.loglevel or settings.log_level]
+    app.main()
+    return 0

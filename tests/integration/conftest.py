@@ -1,0 +1,101 @@
+"""Fixtures for tests that run the streamer against the real broker."""
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from models.synthetic import write_synthetic_sessions
+from streamer.admin import ensure_topics
+from streamer.kafka_local.broker import free_ports
+from streamer.settings import Settings
+from streamer.worker_process import WorkerProcess
+
+PARTITIONS = 3
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> Path:
+    """A small real GRU4Rec, trained by the project's own trainer on synthetic sessions."""
+    folder = tmp_path_factory.mktemp("model")
+    data = write_synthetic_sessions(folder / "train.tsv", n_items=200, n_sessions=1500)
+    out = folder / "artifact"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamer.cli",
+            "train",
+            "--data",
+            str(data),
+            "--preset",
+            "rsc15",
+            "--epochs",
+            "2",
+            "--hidden",
+            "32",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ],
+        check=True,
+    )
+    return out
+
+
+@dataclass
+class StreamerSetup:
+    """One isolated streamer deployment: its own topics, consumer group and state directory."""
+
+    bootstrap: str
+    app_id: str
+    topics: dict[str, str]
+    model_path: Path
+    data_dir: Path
+    log_path: Path
+    web_port: int
+    top_k: int = 10
+    extra_env: dict[str, str] | None = None
+
+    @property
+    def changelog_topic(self) -> str:
+        return f"{self.app_id}-user-state-changelog"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "STREAMREC_APP_ID": self.app_id,
+            "STREAMREC_CLICK_TOPIC": self.topics["click"],
+            "STREAMREC_BUY_TOPIC": self.topics["buy"],
+            "STREAMREC_RECOMMENDATIONS_TOPIC": self.topics["recommendations"],
+            "STREAMREC_DEAD_LETTER_TOPIC": self.topics["dead_letters"],
+            "STREAMREC_TOPIC_PARTITIONS": str(PARTITIONS),
+            "STREAMREC_MODEL_PATH": str(self.model_path),
+            "STREAMREC_DATA_DIR": str(self.data_dir),
+            "STREAMREC_TOP_K": str(self.top_k),
+            "STREAMREC_WEB_PORT": str(self.web_port),
+            **(self.extra_env or {}),
+        }
+
+    def worker(self) -> WorkerProcess:
+        return WorkerProcess(self.env(), self.log_path)
+
+
+@pytest.fixture
+def streamer_setup(kafka_bootstrap, unique_name, trained_model, tmp_path) -> StreamerSetup:
+    app_id = unique_name("streamrec")
+    topics = {kind: f"{app_id}-{kind}" for kind in ("click", "buy", "recommendations", "dead_letters")}
+    setup = StreamerSetup(
+        kafka_bootstrap,
+        app_id,
+        topics,
+        trained_model,
+        tmp_path / "state",
+        tmp_path / "worker.log",
+        web_port=free_ports(1)[0],
+    )
+    ensure_topics(Settings.from_env(setup.env()))
+    return setup

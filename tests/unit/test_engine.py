@@ -1,0 +1,166 @@
+"""The micro-batch engine: ordering, exactly-once application, sessions, re-encoding, scoring."""
+
+import numpy as np
+import pytest
+import torch
+
+from models.artifact import ModelArtifact
+from models.model import GRU4Rec, ModelConfig
+from schemas.events import Event, EventType
+from streamer.engine import Recommender, ServingPolicy
+from streamer.records import InputRecord, ParsedEvent
+
+N_ITEMS = 40
+
+
+def make_artifact(seed: int = 0, n_items: int = N_ITEMS, version: str = "v1") -> ModelArtifact:
+    torch.manual_seed(seed)
+    model = GRU4Rec(
+        ModelConfig(n_items=n_items, hidden=8, n_layers=2), generator=torch.Generator().manual_seed(seed)
+    )
+    with torch.no_grad():  # give buys their own direction, as a trained model would
+        model.event_weight.normal_(0, 0.5)
+    model.eval()
+    item_ids = [f"item-{i}" for i in range(n_items)]
+    return ModelArtifact(
+        model=model,
+        item_ids=item_ids,
+        item_index={item: i for i, item in enumerate(item_ids)},
+        version=version,
+        config={},
+        metrics={},
+        data_fingerprint="test",
+        checksum="0" * 64,
+    )
+
+
+class Stream:
+    """Hands out events with increasing offsets, as a partition would."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def event(self, user: str, item: int | str, t: float = 1000.0, kind=EventType.CLICK, session=None):
+        item_id = item if isinstance(item, str) else f"item-{item}"
+        record = InputRecord("click", 0, self.offset, user.encode(), b"")
+        self.offset += 1
+        return ParsedEvent(Event(f"e{record.offset}", user, item_id, t, kind, session), record)
+
+
+def encode(artifact: ModelArtifact, items: list[int], types: list[int] | None = None) -> np.ndarray:
+    types = types or [0] * len(items)
+    return artifact.model.encode(torch.tensor(items), torch.tensor(types)).numpy()
+
+
+def run(recommender: Recommender, batches: list[list[ParsedEvent]], states=None):
+    states = dict(states or {})
+    results = []
+    for batch in batches:
+        result = recommender.apply(batch, {e.event.user_id: states.get(e.event.user_id) for e in batch})
+        states.update(result.states)
+        results.append(result)
+    return states, results
+
+
+@pytest.fixture
+def artifact() -> ModelArtifact:
+    return make_artifact()
+
+
+def test_state_after_events_equals_the_forward_pass_whatever_the_batching(artifact):
+    stream = Stream()
+    items = [3, 7, 7, 1, 30, 2]
+    events = [stream.event("u", i, kind=EventType.BUY if i == 30 else EventType.CLICK) for i in items]
+    others = [stream.event(f"other-{n}", n) for n in range(5)]
+    expected = encode(artifact, items, [1 if i == 30 else 0 for i in items])
+    for batches in ([events + others], [[e] for e in events], [events[:2] + others, events[2:]]):
+        states, _ = run(Recommender(artifact, ServingPolicy()), batches)
+        np.testing.assert_allclose(states["u"].hidden, expected, atol=1e-6, rtol=0)
+        assert states["u"].recent_items == [f"item-{i}" for i in items]
+
+
+def test_one_list_per_event_in_order_with_k_items_scored_from_the_new_state(artifact):
+    stream = Stream()
+    batch = [stream.event("a", 1), stream.event("b", 2), stream.event("a", 3)]
+    _, [result] = run(Recommender(artifact, ServingPolicy(top_k=5)), [batch])
+    # Wave by wave: the first event of every user, then the second ones.
+    assert [r.event_id for r in result.recommendations] == ["e0", "e1", "e2"]
+    by_event = {r.event_id: r for r in result.recommendations}
+    hidden = torch.from_numpy(encode(artifact, [1, 3])).unsqueeze(0)
+    scores, top = artifact.model.top_k(hidden, 5)
+    assert [i.item_id for i in by_event["e2"].items] == [f"item-{i}" for i in top[0].tolist()]
+    assert [i.score for i in by_event["e2"].items] == pytest.approx(scores[0].tolist(), abs=1e-6)
+    assert all(len(r.items) == 5 and r.model_version == "v1" for r in result.recommendations)
+
+
+def test_a_redelivered_event_is_not_applied_twice(artifact):
+    stream = Stream()
+    events = [stream.event("u", i) for i in (4, 5, 6)]
+    recommender = Recommender(artifact, ServingPolicy())
+    states, _ = run(recommender, [events])
+    # The whole batch arrives again (a crash after the state write, before the offset commit).
+    again, [second] = run(recommender, [events], states)
+    assert second.duplicates == 3 and second.recommendations == [] and second.states == {}
+    np.testing.assert_array_equal(again["u"].hidden, states["u"].hidden)
+
+
+def test_replaying_a_batch_from_the_old_state_sends_identical_lists(artifact):
+    stream = Stream()
+    events = [stream.event(f"u{n % 3}", n) for n in range(9)]
+    recommender = Recommender(artifact, ServingPolicy())
+    _, [first] = run(recommender, [events])
+    _, [second] = run(recommender, [events])  # a crash before the state write: same old states
+
+    def content(r):
+        return (r.event_id, r.items, r.model_version, r.source)
+
+    assert [content(r) for r in first.recommendations] == [content(r) for r in second.recommendations]
+
+
+def test_an_unknown_item_is_dead_lettered_and_leaves_the_state_alone(artifact):
+    stream = Stream()
+    states, [result] = run(
+        Recommender(artifact, ServingPolicy()), [[stream.event("u", 1), stream.event("u", "new")]]
+    )
+    assert [d.reason for d in result.dead_letters] == ["unknown_item"]
+    assert "new" in result.dead_letters[0].detail
+    assert len(result.recommendations) == 1
+    np.testing.assert_allclose(states["u"].hidden, encode(artifact, [1]), atol=1e-6)
+
+
+def test_a_gap_longer_than_the_session_gap_starts_from_zero(artifact):
+    stream = Stream()
+    events = [stream.event("u", 1, t=0.0), stream.event("u", 2, t=100.0), stream.event("u", 3, t=5000.0)]
+    states, results = run(Recommender(artifact, ServingPolicy(session_gap_s=1800)), [events])
+    np.testing.assert_allclose(states["u"].hidden, encode(artifact, [3]), atol=1e-6)
+    assert results[0].new_sessions == 1 and states["u"].recent_items == ["item-3"]
+
+
+def test_a_new_session_id_starts_from_zero_and_user_mode_carries_over(artifact):
+    stream = Stream()
+    events = [stream.event("u", 1, session="s1"), stream.event("u", 2, session="s2")]
+    states, _ = run(Recommender(artifact, ServingPolicy(session_mode="session")), [events])
+    np.testing.assert_allclose(states["u"].hidden, encode(artifact, [2]), atol=1e-6)
+    states, _ = run(Recommender(artifact, ServingPolicy(session_mode="user")), [events])
+    np.testing.assert_allclose(states["u"].hidden, encode(artifact, [1, 2]), atol=1e-6)
+
+
+def test_a_state_from_another_model_is_reencoded_from_recent_items(artifact):
+    stream = Stream()
+    states, _ = run(Recommender(artifact, ServingPolicy()), [[stream.event("u", i) for i in (1, 2, 39)]])
+    smaller = make_artifact(seed=1, n_items=30, version="v2")  # item-39 is gone from the vocabulary
+    new = Recommender(smaller, ServingPolicy())
+    states2, [result] = run(new, [[stream.event("u", 5)]], states)
+    assert result.reencoded == 1
+    assert states2["u"].model_version == "v2"
+    np.testing.assert_allclose(states2["u"].hidden, encode(smaller, [1, 2, 5]), atol=1e-6)
+
+
+def test_exclude_current_item_leaves_it_out(artifact):
+    stream = Stream()
+    _, [result] = run(
+        Recommender(artifact, ServingPolicy(top_k=N_ITEMS, exclude_current_item=True)),
+        [[stream.event("u", 9)]],
+    )
+    listed = [i.item_id for i in result.recommendations[0].items]
+    assert "item-9" not in listed and len(listed) == N_ITEMS - 1

@@ -1,0 +1,154 @@
+"""Artifacts: round trip, atomic replacement, and refusal of anything damaged or inconsistent."""
+
+import hashlib
+import json
+import re
+
+import pytest
+import torch
+from safetensors.torch import save as save_safetensors
+
+from models.artifact import ArtifactError, load_artifact, save_artifact
+from models.model import GRU4Rec, ModelConfig
+
+ITEMS = [f"item-{i}" for i in range(12)]
+
+
+@pytest.fixture
+def model() -> GRU4Rec:
+    model = GRU4Rec(ModelConfig(n_items=len(ITEMS), hidden=6, n_layers=2, dropout_hidden=0.3))
+    with torch.no_grad():
+        model.event_weight.normal_()
+    return model
+
+
+@pytest.fixture
+def saved(tmp_path, model):
+    path = tmp_path / "artifact"
+    save_artifact(path, model, ITEMS, {"epochs": 3}, "f" * 64, {"recall@20": 0.5})
+    return path
+
+
+def rewrite_manifest(path, **changes):
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest.update(changes)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def replace_weights(path, data: bytes):
+    """Swap in other weights and update the checksum and version to match (a consistent forgery)."""
+    (path / "weights.safetensors").write_bytes(data)
+    checksum = hashlib.sha256(data).hexdigest()
+    rewrite_manifest(path, weights_sha256=checksum, version=f"20260101T000000Z-{checksum[:8]}")
+
+
+def test_round_trip(tmp_path, model):
+    path = tmp_path / "nested" / "artifact"
+    version = save_artifact(path, model, ITEMS, {"epochs": 3}, "f" * 64, {"recall@20": 0.5})
+    artifact = load_artifact(path)
+    checksum = hashlib.sha256((path / "weights.safetensors").read_bytes()).hexdigest()
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", version) and version.endswith(checksum[:8])
+    assert artifact.version == version and artifact.checksum == checksum
+    assert artifact.item_ids == ITEMS and artifact.item_index["item-3"] == 3
+    assert artifact.config == {"epochs": 3} and artifact.metrics == {"recall@20": 0.5}
+    assert artifact.data_fingerprint == "f" * 64
+    assert not artifact.model.training
+    assert artifact.model.config == model.config
+    for name, value in model.state_dict().items():
+        assert torch.equal(artifact.model.state_dict()[name], value), name
+    items, types = torch.tensor([1, 5, 2]), torch.tensor([0, 1, 0])
+    assert torch.equal(artifact.model.encode(items, types), model.eval().encode(items, types))
+
+
+def test_saving_over_an_artifact_replaces_it_and_leaves_no_temporary_files(tmp_path, model, saved):
+    with torch.no_grad():
+        model.item_bias.fill_(1.0)
+    version = save_artifact(saved, model, ITEMS, {}, "0" * 64, {})
+    assert load_artifact(saved).version == version
+    assert torch.equal(load_artifact(saved).model.item_bias, model.item_bias)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+
+
+def test_a_failed_save_leaves_the_old_artifact(tmp_path, model, saved):
+    before = load_artifact(saved).version
+    with pytest.raises(TypeError):
+        save_artifact(saved, model, ITEMS, {"not json": object()}, "0" * 64, {})
+    assert load_artifact(saved).version == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+
+
+def test_save_rejects_a_vocabulary_that_does_not_fit(tmp_path, model):
+    with pytest.raises(ValueError):
+        save_artifact(tmp_path / "a", model, ITEMS[:-1], {}, "", {})
+    with pytest.raises(ValueError):
+        save_artifact(tmp_path / "a", model, ITEMS[:-1] + ["item-0"], {}, "", {})
+
+
+def test_tampered_weights_are_refused(saved):
+    data = bytearray((saved / "weights.safetensors").read_bytes())
+    data[-5] ^= 0x01
+    (saved / "weights.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_artifact(saved)
+
+
+def test_truncated_weights_are_refused(saved):
+    data = (saved / "weights.safetensors").read_bytes()
+    (saved / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_artifact(saved)
+    replace_weights(saved, data[: len(data) // 2])  # even with a matching checksum
+    with pytest.raises(ArtifactError, match="not a valid safetensors"):
+        load_artifact(saved)
+
+
+def test_weights_of_the_wrong_shape_are_refused(saved):
+    other = GRU4Rec(ModelConfig(n_items=len(ITEMS), hidden=4, n_layers=2))
+    replace_weights(saved, save_safetensors({k: v.contiguous() for k, v in other.state_dict().items()}))
+    with pytest.raises(ArtifactError, match="needs"):
+        load_artifact(saved)
+
+
+def test_non_finite_weights_are_refused(saved, model):
+    state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
+    state["item_bias"][0] = float("nan")
+    replace_weights(saved, save_safetensors(state))
+    with pytest.raises(ArtifactError, match="NaN"):
+        load_artifact(saved)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"item_ids": ITEMS[:-1]}, "vocabulary"),
+        ({"item_ids": ITEMS[:-1] + ["item-0"]}, "distinct"),
+        ({"item_ids": ITEMS[:-1] + [7]}, "distinct strings"),
+        ({"version": "20260101T000000Z-00000000"}, "version"),
+        ({"weights_sha256": "0" * 64}, "checksum"),
+        ({"weights_sha256": "0" * 64, "version": "20260101T000000Z-00000000"}, "sha256"),
+        ({"format_version": 2}, "format_version"),
+        ({"model": {"n_items": len(ITEMS), "hidden": 6, "n_layers": 2, "colour": "red"}}, "model config"),
+        ({"metrics": None}, "metrics"),
+    ],
+)
+def test_edited_manifests_are_refused(saved, changes, message):
+    rewrite_manifest(saved, **changes)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(saved)
+
+
+def test_a_model_config_that_does_not_fit_the_weights_is_refused(saved):
+    rewrite_manifest(saved, model={"n_items": len(ITEMS), "hidden": 6, "n_layers": 1})
+    with pytest.raises(ArtifactError, match="tensors"):
+        load_artifact(saved)
+
+
+def test_unreadable_manifests_and_missing_artifacts_are_refused(tmp_path, saved):
+    with pytest.raises(ArtifactError, match="cannot read"):
+        load_artifact(tmp_path / "nowhere")
+    (saved / "manifest.json").write_text('{"format_version": 1, ')
+    with pytest.raises(ArtifactError, match="JSON"):
+        load_artifact(saved)
+    (saved / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ArtifactError, match="object"):
+        load_artifact(saved)

@@ -1,0 +1,132 @@
+"""GRU4Rec: the inference API reproduces the training-time forward pass."""
+
+import pytest
+import torch
+
+from models.model import GRU4Rec, ModelConfig, extend_items
+from schemas.events import EventType
+
+N_ITEMS = 30
+
+
+def make_model(seed: int = 0, **overrides) -> GRU4Rec:
+    config = ModelConfig(**{"n_items": N_ITEMS, "hidden": 8, "n_layers": 2, **overrides})
+    model = GRU4Rec(config, torch.Generator().manual_seed(seed))
+    with torch.no_grad():  # as if trained: non-click events and biases matter
+        model.event_weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(seed + 1))
+        model.item_bias.normal_(0, 0.1, generator=torch.Generator().manual_seed(seed + 2))
+    return model.eval()
+
+
+def random_sequences(steps: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    items = torch.randint(N_ITEMS, (steps, batch), generator=g)
+    types = torch.randint(len(EventType), (steps, batch), generator=g)
+    return items, types
+
+
+@pytest.mark.parametrize("overrides", [{}, {"embedding": 5}, {"n_layers": 1}])
+def test_step_reproduces_the_batched_forward_pass_exactly(overrides):
+    model = make_model(**overrides)
+    items, types = random_sequences(steps=6, batch=4)
+    out_items = torch.arange(N_ITEMS)
+    forward_state = stepped_state = model.zero_state(4)
+    for t in range(len(items)):
+        out = model(items[t], types[t], forward_state, out_items)
+        forward_state = out.hidden.detach()
+        stepped_state = model.step(stepped_state, items[t], types[t])
+        assert torch.equal(forward_state, stepped_state)
+        # Different matrix shapes may round differently in the last bit.
+        torch.testing.assert_close(out.scores.detach(), model.scores(stepped_state), rtol=0, atol=1e-6)
+
+
+def test_encode_equals_stepping_one_event_at_a_time():
+    model = make_model()
+    items, types = random_sequences(steps=7, batch=1, seed=3)
+    hidden = model.zero_state(1)
+    for t in range(len(items)):
+        hidden = model.step(hidden, items[t], types[t])
+    encoded = model.encode(items[:, 0], types[:, 0])
+    assert encoded.shape == model.state_shape == (2, 8)
+    assert torch.equal(encoded, hidden[0])
+
+
+def test_step_is_the_same_for_a_row_alone_or_in_a_batch():
+    model = make_model()
+    items, types = random_sequences(steps=1, batch=5, seed=4)
+    hidden = torch.randn(5, *model.state_shape, generator=torch.Generator().manual_seed(0))
+    together = model.step(hidden, items[0], types[0])
+    alone = model.step(hidden[2:3], items[0, 2:3], types[0, 2:3])
+    torch.testing.assert_close(together[2:3], alone, rtol=0, atol=1e-6)
+
+
+def test_click_events_add_nothing_so_click_only_input_is_plain_gru4rec():
+    model = make_model()
+    items, _ = random_sequences(steps=1, batch=4)
+    clicks = torch.full((4,), int(EventType.CLICK))
+    hidden = model.zero_state(4)
+    with_types = model(items[0], clicks, hidden, torch.arange(N_ITEMS))
+    without = model(items[0], None, hidden, torch.arange(N_ITEMS))
+    assert torch.equal(with_types.hidden, without.hidden)
+    buys = torch.full((4,), int(EventType.BUY))
+    assert not torch.equal(model.step(hidden, items[0], buys), model.step(hidden, items[0], clicks))
+
+
+def test_top_k_returns_the_best_scores_and_honours_exclusions():
+    model = make_model()
+    items, types = random_sequences(steps=1, batch=3, seed=5)
+    hidden = model.step(model.zero_state(3), items[0], types[0])
+    scores = model.scores(hidden)
+    top_scores, top_items = model.top_k(hidden, 5)
+    expected_scores, expected_items = torch.topk(scores, 5, dim=1)
+    assert torch.equal(top_scores, expected_scores) and torch.equal(top_items, expected_items)
+
+    exclude = torch.stack([expected_items[0, 0], torch.tensor(-1), expected_items[2, 0]])
+    _, kept = model.top_k(hidden, 5, exclude)
+    assert expected_items[0, 0] not in kept[0] and expected_items[2, 0] not in kept[2]
+    assert torch.equal(kept[1], expected_items[1])
+    assert torch.equal(kept[0], torch.topk(scores[0], 6).indices[1:])
+
+    all_scores, all_items = model.top_k(hidden, 10 * N_ITEMS)
+    assert all_items.shape == (3, N_ITEMS)
+    assert torch.equal(all_scores, scores.sort(dim=1, descending=True).values)
+
+
+def test_zero_state_and_shapes():
+    model = make_model()
+    assert model.zero_state(3).shape == (3, 2, 8)
+    assert model.zero_state(3).dtype == torch.float32
+    assert not model.zero_state(2).any()
+    assert model.n_items == N_ITEMS
+
+
+def test_initialisation_matches_the_reference_ranges():
+    model = GRU4Rec(ModelConfig(n_items=500, hidden=20), torch.Generator().manual_seed(0))
+    bound = (6 / (500 + 20)) ** 0.5
+    assert model.item_weight.abs().max() <= bound and model.item_weight.abs().max() > 0.9 * bound
+    gate_bound = (6 / (20 + 20)) ** 0.5
+    assert model.cells[0].weight_ih.abs().max() <= gate_bound
+    assert not model.item_bias.any() and not model.event_weight.any() and not model.cells[0].bias_ih.any()
+
+
+def test_extend_items_keeps_known_items_and_adds_fresh_rows():
+    model = make_model()
+    bigger = extend_items(model, N_ITEMS + 4, torch.Generator().manual_seed(9)).eval()
+    assert bigger.n_items == N_ITEMS + 4
+    items, types = random_sequences(steps=3, batch=2, seed=6)
+    a, b = model.zero_state(2), bigger.zero_state(2)
+    for t in range(3):
+        a, b = model.step(a, items[t], types[t]), bigger.step(b, items[t], types[t])
+    assert torch.equal(a, b)
+    assert torch.equal(model.scores(a), bigger.scores(b)[:, :N_ITEMS])
+    assert bigger.item_weight[N_ITEMS:].abs().sum() > 0
+    with pytest.raises(ValueError):
+        extend_items(model, N_ITEMS - 1)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"n_items": 0}, {"hidden": -1}, {"embedding": -2}, {"dropout_hidden": 1.0}, {"n_layers": 1.5}]
+)
+def test_model_config_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        ModelConfig(**{"n_items": 5, **bad})

@@ -1,0 +1,57 @@
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from streamer.settings import SETTINGS, ConfigError, Settings
+from streamer.state import StateDecodeError, UserState
+
+
+def test_user_state_round_trips_exactly():
+    hidden = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    state = UserState(hidden, "v1", ["a", "b"], [0, 1], 123.5, "s1", {"click": 9, "buy": 3}, 2)
+    back = UserState.from_bytes(state.to_bytes())
+    assert np.array_equal(back.hidden, hidden) and back.hidden.dtype == np.float32
+    assert (back.model_version, back.recent_items, back.recent_types) == ("v1", ["a", "b"], [0, 1])
+    assert (back.last_event_time, back.session_id, back.applied, back.events_seen) == (
+        123.5,
+        "s1",
+        state.applied,
+        2,
+    )
+
+
+def test_already_applied_compares_offsets_per_topic():
+    state = UserState(np.zeros((1, 2), np.float32), "v", applied={"click": 5})
+    assert state.already_applied("click", 5) and state.already_applied("click", 4)
+    assert not state.already_applied("click", 6)
+    assert not state.already_applied("buy", 0)
+
+
+def test_unreadable_state_bytes_are_refused():
+    with pytest.raises(StateDecodeError):
+        UserState.from_bytes(b"XX garbage")
+
+
+def test_defaults_are_valid_and_every_setting_has_a_field():
+    settings = Settings.from_env({})
+    assert settings.top_k == 20 and settings.session_mode == "session"
+    assert [f.name for f in fields(Settings)] == [
+        s.env.removeprefix("STREAMREC_").lower() for s in SETTINGS.values()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"STREAMREC_TOP_K": "lots"}, "STREAMREC_TOP_K"),
+        ({"STREAMREC_TOP_K": "0"}, "STREAMREC_TOP_K"),
+        ({"STREAMREC_SESSION_MODE": "forever"}, "STREAMREC_SESSION_MODE"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "KAFKA_BOOTSTRAP_SERVERS"),
+        ({"STREAMREC_EXCLUDE_CURRENT_ITEM": "maybe"}, "STREAMREC_EXCLUDE_CURRENT_ITEM"),
+        ({"STREAMREC_APP_ID": "  "}, "STREAMREC_APP_ID"),
+    ],
+)
+def test_a_bad_setting_is_named_in_the_error(env, named):
+    with pytest.raises(ConfigError, match=named):
+        Settings.from_env(env)
