@@ -140,7 +140,7 @@ def encode_sessions(log: EventLog, item_index: dict[str, int]) -> EncodedSession
     """Map item ids to indices, dropping events of unknown items (a session may shrink or vanish)."""
     items = np.fromiter((item_index.get(i, -1) for i in log.items), np.int64, log.n_events)
     known = items >= 0
-    kept_per_session = np.add.reduceat(known, log.offsets[:-1]) if log.n_events else np.zeros(0, np.int64)
+    kept_per_session = np.add.reduceat(known.astype(np.int64), log.offsets[:-1]) if log.n_events else []
     offsets = np.concatenate([[0], np.cumsum(kept_per_session)]).astype(np.int64)
     return EncodedSessions(offsets=offsets, items=items[known], event_types=log.event_types[known])
 
@@ -194,7 +194,7 @@ def session_parallel_schedule(offsets: np.ndarray, batch_size: int) -> Schedule:
     pair_rows = row_rank[row_of[session_of_pair]]
     inputs[start_of[session_of_pair] + within, pair_rows] = offsets[sessions[session_of_pair]] + within
     resets = np.zeros((n_steps, batch), bool)
-    resets[start_of, row_rank[row_of]] = True
-    resets[0] = False  # the state starts at zero anyway
+    later = start_of > 0  # at step 0 every state is zero anyway
+    resets[start_of[later], row_rank[row_of[later]]] = True
     n_active = (row_busy_until[None, :] > np.arange(n_steps)[:, None]).sum(axis=1)
     return Schedule(inputs=inputs, resets=resets, n_active=n_active.astype(np.int64))

@@ -189,8 +189,9 @@ class _Trainer:
         inputs = np.maximum(schedule.inputs, 0)  # idle rows are never read; any valid position will do
         self.inputs = torch.from_numpy(sessions.items[inputs])
         self.targets = torch.from_numpy(sessions.items[inputs + 1])
-        event_types = sessions.event_types[inputs] if sessions.has_event_types else None
-        self.event_types = None if event_types is None else torch.from_numpy(event_types)
+        self.event_types = None  # click-only data skips the (zero) click vectors altogether
+        if sessions.has_event_types:
+            self.event_types = torch.from_numpy(sessions.event_types[inputs])
         self.resets = torch.from_numpy(schedule.resets).unsqueeze(-1).unsqueeze(-1)
         self.reset_steps = set(np.flatnonzero(schedule.resets.any(axis=1)).tolist())
         self.n_active = schedule.n_active.tolist()

@@ -22,6 +22,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=settings.standby_replicas,
         consumer_group_instance_id=settings.consumer_instance_id,
+        broker_session_timeout=settings.kafka_session_timeout_s,
         key_serializer="raw",
         value_serializer="raw",
         # A new deployment starts from the oldest retained event rather than skipping the backlog.

@@ -190,6 +190,12 @@ SETTINGS: dict[str, Setting] = {
             "standby copies of each state partition kept warm on other workers",
         ),
         Setting(
+            "STREAMREC_KAFKA_SESSION_TIMEOUT_S",
+            "60",
+            _number(6, 1800),
+            "a worker silent this long leaves the group and its partitions move to others",
+        ),
+        Setting(
             "STREAMREC_CONSUMER_INSTANCE_ID",
             "",
             _optional_text,
@@ -247,6 +253,7 @@ class Settings:
     max_future_skew_s: float
     replication_factor: int
     standby_replicas: int
+    kafka_session_timeout_s: float
     consumer_instance_id: str | None
     kafka_security_protocol: str
     kafka_sasl_mechanism: str

@@ -1,10 +1,14 @@
 """A streamer worker in a child process, as it runs in production (``streamrec worker``).
 Used by the demo, the benchmarks and the end-to-end tests."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Self
 
@@ -25,6 +29,20 @@ class WorkerProcess:
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop the worker
             )
         return self
+
+    def wait_ready(self, timeout_s: float = 120.0) -> dict:
+        """Poll ``/readyz`` until it answers 200; return its body. Raise if the worker dies first."""
+        url = f"http://127.0.0.1:{self.env['STREAMREC_WEB_PORT']}/readyz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"the worker exited; its log ends:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return json.load(response)
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)  # poll interval between readiness probes
+        raise TimeoutError(f"the worker was not ready within {timeout_s}s; its log ends:\n{self.log_tail()}")
 
     @property
     def pid(self) -> int | None:

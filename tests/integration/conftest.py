@@ -76,6 +76,8 @@ class StreamerSetup:
             "STREAMREC_MODEL_PATH": str(self.model_path),
             "STREAMREC_DATA_DIR": str(self.data_dir),
             "STREAMREC_TOP_K": str(self.top_k),
+            # A killed worker's partitions move after this long; short, so crash tests stay quick.
+            "STREAMREC_KAFKA_SESSION_TIMEOUT_S": "8",
             "STREAMREC_WEB_PORT": str(self.web_port),
             **(self.extra_env or {}),
         }

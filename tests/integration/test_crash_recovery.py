@@ -13,8 +13,8 @@ from tests.support.kafka_io import TopicReader, latest_per_key, produce_events
 
 pytestmark = pytest.mark.e2e
 
-N_USERS = 20
-EVENTS_PER_USER = 15
+N_USERS = 40
+EVENTS_PER_USER = 25
 
 
 def workload(artifact) -> list[Event]:
@@ -26,31 +26,34 @@ def workload(artifact) -> list[Event]:
     ]
 
 
-def produce_in_chunks(bootstrap: str, topic: str, events: list[Event], chunks: int) -> None:
-    size = -(-len(events) // chunks)
-    for start in range(0, len(events), size):
-        produce_events(bootstrap, topic, events[start : start + size])
+def produce_in_chunks(bootstrap: str, topic: str, events: list[Event], chunk: int) -> None:
+    for start in range(0, len(events), chunk):
+        produce_events(bootstrap, topic, events[start : start + chunk])
 
 
 def test_sigkill_mid_stream_gives_the_same_states_and_every_list(kafka_bootstrap, streamer_setup):
     setup = streamer_setup
     artifact = load_artifact(setup.model_path)
     events = workload(artifact)
+    first_half, second_half = events[: len(events) // 2], events[len(events) // 2 :]
     recs = TopicReader(kafka_bootstrap, setup.topics["recommendations"])
 
     worker = setup.worker().start()
+    worker.wait_ready()
     producer = threading.Thread(
-        target=produce_in_chunks, args=(kafka_bootstrap, setup.topics["click"], events, 30)
+        target=produce_in_chunks, args=(kafka_bootstrap, setup.topics["click"], first_half, 20)
     )
     producer.start()
-    first = recs.read(len(events) // 3, worker=worker)
+    lists = [Recommendation.from_bytes(m.value) for m in recs.read(len(first_half) // 5, worker=worker)]
     worker.kill()
     producer.join()
+    produce_events(kafka_bootstrap, setup.topics["click"], second_half)
 
     worker = setup.worker().start()
     try:
-        lists = [Recommendation.from_bytes(m.value) for m in first]
+        worker.wait_ready()
         seen = {r.event_id for r in lists}
+        assert len(seen) < len(events), "the crash came after the whole stream: nothing was tested"
         while not seen >= {e.event_id for e in events}:
             batch = [Recommendation.from_bytes(m.value) for m in recs.read(1, worker=worker)]
             lists += batch
@@ -70,16 +73,14 @@ def test_sigkill_mid_stream_gives_the_same_states_and_every_list(kafka_bootstrap
         )
 
     # Every user's state is what a run without the crash computes: each event applied exactly once.
-    changelog = latest_per_key(
-        kafka_bootstrap, setup.changelog_topic, {f"u{u}".encode() for u in range(N_USERS)}
-    )
+    users = {f"u{u}" for u in range(N_USERS)}
+    changelog = latest_per_key(kafka_bootstrap, setup.changelog_topic, {u.encode() for u in users})
     index = artifact.item_index
-    for u in range(N_USERS):
-        mine = [e for e in events if e.user_id == f"u{u}"]
-        state = UserState.from_bytes(changelog[f"u{u}".encode()])
+    for user in users:
+        mine = [e for e in events if e.user_id == user]
+        state = UserState.from_bytes(changelog[user.encode()])
         assert state.events_seen == EVENTS_PER_USER
         assert state.recent_items == [e.item_id for e in mine]
-        expected = artifact.model.encode(
-            torch.tensor([index[e.item_id] for e in mine]), torch.zeros(len(mine), dtype=torch.long)
-        )
+        items = torch.tensor([index[e.item_id] for e in mine])
+        expected = artifact.model.encode(items, torch.zeros(len(mine), dtype=torch.long))
         assert torch.allclose(torch.from_numpy(state.hidden), expected, atol=1e-6, rtol=0)

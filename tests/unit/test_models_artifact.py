@@ -81,7 +81,7 @@ def test_save_rejects_a_vocabulary_that_does_not_fit(tmp_path, model):
     with pytest.raises(ValueError):
         save_artifact(tmp_path / "a", model, ITEMS[:-1], {}, "", {})
     with pytest.raises(ValueError):
-        save_artifact(tmp_path / "a", model, ITEMS[:-1] + ["item-0"], {}, "", {})
+        save_artifact(tmp_path / "a", model, [*ITEMS[:-1], "item-0"], {}, "", {})
 
 
 def test_tampered_weights_are_refused(saved):
@@ -121,8 +121,8 @@ def test_non_finite_weights_are_refused(saved, model):
     ("changes", "message"),
     [
         ({"item_ids": ITEMS[:-1]}, "vocabulary"),
-        ({"item_ids": ITEMS[:-1] + ["item-0"]}, "distinct"),
-        ({"item_ids": ITEMS[:-1] + [7]}, "distinct strings"),
+        ({"item_ids": [*ITEMS[:-1], "item-0"]}, "distinct"),
+        ({"item_ids": [*ITEMS[:-1], 7]}, "distinct strings"),
         ({"version": "20260101T000000Z-00000000"}, "version"),
         ({"weights_sha256": "0" * 64}, "checksum"),
         ({"weights_sha256": "0" * 64, "version": "20260101T000000Z-00000000"}, "sha256"),

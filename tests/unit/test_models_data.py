@@ -48,13 +48,20 @@ def test_malformed_files_are_refused_with_the_line(data, message):
 
 
 def test_vocabulary_extends_a_base_in_order_of_first_appearance():
-    log = parse_events(events_to_tsv([("s", "x", 1.0, "click"), ("s", "y", 2.0, "click"), ("t", "x", 3.0, "click")]))
+    log = parse_events(
+        events_to_tsv([("s", "x", 1.0, "click"), ("s", "y", 2.0, "click"), ("t", "x", 3.0, "click")])
+    )
     assert build_vocabulary(log) == ["x", "y"]
     assert build_vocabulary(log, base=["y", "old"]) == ["y", "old", "x"]
 
 
 def test_unknown_items_are_dropped_and_sessions_shrink():
-    rows = [("a", "1", 1.0, "click"), ("a", "?", 2.0, "click"), ("a", "2", 3.0, "buy"), ("b", "?", 4.0, "click")]
+    rows = [
+        ("a", "1", 1.0, "click"),
+        ("a", "?", 2.0, "click"),
+        ("a", "2", 3.0, "buy"),
+        ("b", "?", 4.0, "click"),
+    ]
     sessions = encode_sessions(parse_events(events_to_tsv(rows)), {"1": 0, "2": 1})
     assert sessions.offsets.tolist() == [0, 2, 2]
     assert sessions.items.tolist() == [0, 1]

@@ -33,13 +33,36 @@ def test_metrics_of_a_hand_made_ranking():
     assert result["recall@20"] == 0.75 and math.isclose(result["mrr@20"], result["mrr@5"])
 
 
+def log_of(text: str):
+    """A log from lines of ``session item time event_type``."""
+    rows = [line.split() for line in text.strip().splitlines()]
+    return parse_events(events_to_tsv((s, i, float(t), e) for s, i, t, e in rows))
+
+
 def tiny_logs():
-    train = [("a", "x", 1, "click"), ("a", "y", 2, "click"), ("a", "z", 3, "click"),
-             ("b", "x", 4, "click"), ("b", "y", 5, "click"), ("c", "z", 6, "click"), ("c", "x", 7, "click"),
-             ("d", "w", 8, "click"), ("d", "w", 9, "click"), ("d", "w", 10, "click")]  # fmt: skip
-    test = [("s", "x", 1, "click"), ("s", "y", 2, "buy"), ("s", "new", 3, "click"), ("s", "z", 4, "click"),
-            ("t", "z", 5, "click"), ("t", "w", 6, "click"), ("u", "new", 7, "click"), ("u", "x", 8, "click")]  # fmt: skip
-    return parse_events(events_to_tsv(train)), parse_events(events_to_tsv(test))
+    train = log_of("""
+        a x 1 click
+        a y 2 click
+        a z 3 click
+        b x 4 click
+        b y 5 click
+        c z 6 click
+        c x 7 click
+        d w 8 click
+        d w 9 click
+        d w 10 click
+    """)
+    test = log_of("""
+        s x 1 click
+        s y 2 buy
+        s new 3 click
+        s z 4 click
+        t z 5 click
+        t w 6 click
+        u new 7 click
+        u x 8 click
+    """)
+    return train, test
 
 
 def test_most_popular_baseline():
@@ -62,7 +85,7 @@ def test_last_item_baseline_breaks_count_ties_by_popularity():
 
 
 def test_model_evaluation_equals_a_naive_per_session_loop():
-    train, test = tiny_logs()
+    _, test = tiny_logs()
     item_ids = ["x", "y", "z", "w"]
     model = GRU4Rec(ModelConfig(n_items=4, hidden=6), torch.Generator().manual_seed(3)).eval()
     with torch.no_grad():
@@ -81,3 +104,11 @@ def test_model_evaluation_equals_a_naive_per_session_loop():
     assert result["n_predictions"] == len(ranks) == 3
     assert result["recall@2"] == pytest.approx(sum(r <= 2 for r in ranks) / 3)
     assert result["mrr@2"] == pytest.approx(sum(1 / r for r in ranks if r <= 2) / 3)
+
+
+def test_nothing_to_predict_gives_zero_predictions():
+    train, _ = tiny_logs()
+    unknown_only = log_of("s new 1 click\ns other 2 click")
+    model = GRU4Rec(ModelConfig(n_items=4, hidden=6))
+    assert evaluate_model(model, ["x", "y", "z", "w"], unknown_only, [5])["n_predictions"] == 0
+    assert evaluate_last_item(train, unknown_only, [5]) == {"recall@5": 0.0, "mrr@5": 0.0, "n_predictions": 0}

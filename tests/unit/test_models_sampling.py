@@ -31,7 +31,9 @@ def test_sampling_is_reproducible_from_the_generator():
     counts = torch.arange(1, 50)
 
     def draw(seed):
-        sampler = NegativeSampler(counts, n_sample=64, alpha=0.75, generator=torch.Generator().manual_seed(seed))
+        sampler = NegativeSampler(
+            counts, n_sample=64, alpha=0.75, generator=torch.Generator().manual_seed(seed)
+        )
         return torch.stack([sampler() for _ in range(3)])
 
     assert torch.equal(draw(1), draw(1))

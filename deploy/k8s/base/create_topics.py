@@ -1,0 +1,43 @@
+"""Create every topic streamrec uses before its first worker starts, with the deployment's partition
+counts and cleanup policies rather than the broker's defaults, so the workers need no permission to
+create topics. Topics that exist are kept; one with the wrong partition count fails the run.
+
+* click, buy, recommendations, dead letters: STREAMREC_TOPIC_PARTITIONS partitions
+* ``<app id>-user-state-changelog`` (Faust's table changelog): as many partitions, compacted
+* ``<app id>-__assignor-__leader`` (Faust's leader election): 1 partition
+* model updates: 1 partition, compacted
+
+Configured by the same environment as the workers (ConfigMap and Secret). Run by the create-topics
+Job, or by hand: ``python deploy/k8s/base/create_topics.py``.
+"""
+
+from kafka.admin import NewTopic
+
+from streamer.admin import _create_missing, ensure_model_updates_topic, ensure_topics
+from streamer.settings import Settings
+
+
+def faust_topics(settings: Settings) -> list[NewTopic]:
+    """The internal topics the Faust app would otherwise create at its first start."""
+    replicas = settings.replication_factor
+    return [
+        NewTopic(
+            f"{settings.app_id}-user-state-changelog",
+            settings.topic_partitions,
+            replicas,
+            topic_configs={"cleanup.policy": "compact"},
+        ),
+        NewTopic(f"{settings.app_id}-__assignor-__leader", 1, replicas),
+    ]
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    ensure_topics(settings)
+    _create_missing(settings, faust_topics(settings))
+    ensure_model_updates_topic(settings)
+    print("streamrec topics are in place")
+
+
+if __name__ == "__main__":
+    main()

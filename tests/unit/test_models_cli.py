@@ -1,0 +1,65 @@
+"""``streamrec train`` and ``streamrec evaluate`` through the project's entry point."""
+
+import json
+
+import pytest
+
+from models.artifact import load_artifact
+from models.synthetic import write_synthetic_sessions
+from streamer.cli import main
+
+SMALL = ["--hidden", "8", "--batch-size", "8", "--n-sample", "16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    train = write_synthetic_sessions(folder / "train.tsv", n_items=30, n_sessions=80, seed=3)
+    test = write_synthetic_sessions(folder / "test.tsv", n_items=30, n_sessions=20, seed=3)
+    return train, test
+
+
+def test_train_writes_an_artifact_with_the_chosen_settings(tmp_path, data, capsys):
+    train, test = data
+    out = tmp_path / "model"
+    argv = ["train", "--data", str(train), "--epochs", "1", "--seed", "3", "--lr", "0.1", "--eval", str(test)]
+    assert main([*argv, *SMALL, "--out", str(out)]) == 0
+    artifact = load_artifact(out)
+    assert artifact.config["preset"] == "rsc15" and artifact.config["learning_rate"] == 0.1
+    assert artifact.config["hidden"] == 8 and artifact.model.state_shape == (1, 8)
+    assert artifact.config["seed"] == 3 and artifact.config["epochs"] == 1
+    assert 0 <= artifact.metrics["recall@20"] <= 1 and artifact.metrics["train_seconds"] > 0
+    assert artifact.version in capsys.readouterr().out
+
+
+def test_evaluate_prints_a_table_and_writes_json(tmp_path, data, capsys):
+    train, test = data
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(train), "--epochs", "1", *SMALL, "--out", str(out)]) == 0
+    report = tmp_path / "metrics.json"
+    argv = [
+        "evaluate",
+        "--model",
+        str(out),
+        "--data",
+        str(test),
+        "--train",
+        str(train),
+        "--cutoffs",
+        "5",
+        "20",
+    ]
+    assert main([*argv, "--json", str(report)]) == 0
+    table = capsys.readouterr().out
+    assert "most popular" in table and "last item" in table and "recall@20" in table
+    metrics = json.loads(report.read_text())
+    assert {"recall@5", "mrr@5", "recall@20", "mrr@20", "n_predictions"} <= metrics.keys()
+    assert metrics["model_version"] == load_artifact(out).version
+    assert set(metrics["baselines"]) == {"most_popular", "last_item"}
+
+
+def test_errors_are_reported_with_exit_code_2(tmp_path, data, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing.tsv"), "--out", str(tmp_path / "m")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(data[1])]) == 2
+    assert "manifest.json" in capsys.readouterr().err
