@@ -31,6 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from models.data import read_events
 from schemas.events import Event
 from streamer.admin import ensure_topics
+from streamer.kafka_config import kafka_python_config
 from streamer.kafka_local.broker import LocalBroker, free_ports
 from streamer.settings import Settings
 from streamer.state import UserState
@@ -161,7 +162,7 @@ def worker_figures(args: argparse.Namespace, folder: Path) -> None:
         wait_ready(port, worker)
         idle = rss_bytes(worker.pid)
 
-        producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=20)
+        producer = KafkaProducer(linger_ms=20, **kafka_python_config(settings))
         items = [line.split("\t")[1] for line in args.data.read_text().splitlines()[1:1000]]
         for user in range(args.worker_users):
             event = Event(f"e-{user}", f"user-{user:08d}", items[user % len(items)], 1_700_000_000.0 + user)
@@ -170,9 +171,9 @@ def worker_figures(args: argparse.Namespace, folder: Path) -> None:
         producer.close()
         consumer = KafkaConsumer(
             settings.recommendations_topic,
-            bootstrap_servers=bootstrap.split(","),
             auto_offset_reset="earliest",
             consumer_timeout_ms=1000,
+            **kafka_python_config(settings),
         )
         lists = 0
         deadline = time.monotonic() + 600

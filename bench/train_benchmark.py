@@ -2,8 +2,9 @@
 
 Trains once for the largest requested epoch count and evaluates on the test set after each
 requested epoch; training is deterministic and has no schedule that depends on the total epoch
-count, so the figure after epoch 1 is the one a separate 1-epoch run gives. Training seconds exclude
-the evaluations. Events/s is ``events in the training file x epochs / training seconds`` for both
+count, so the figure after epoch 1 is the one a separate 1-epoch run gives. Training seconds (wall
+clock; CPU seconds of the process beside them show how much other load slowed it) exclude the
+evaluations. Events/s is ``events in the training file x epochs / training seconds`` for both
 columns, the way the data README derives the reference's speed.
 """
 
@@ -80,6 +81,7 @@ def main() -> int:
     for row in results:
         seconds = outcome.epoch_seconds[row["epochs"] - 1]
         row["train_seconds"] = seconds
+        row["train_cpu_seconds"] = outcome.epoch_cpu_seconds[row["epochs"] - 1]
         row["events_per_second"] = train.n_events * row["epochs"] / seconds
     baselines = {
         "most_popular": evaluate_most_popular(train, test, [20]),
@@ -114,7 +116,7 @@ def _reference_speed(epochs: int) -> float | None:
 
 def format_report(results: list[dict], baselines: dict) -> str:
     header = (
-        f"{'epochs':>6} | {'Recall@20':>9} {'MRR@20':>7} {'train s':>8} {'events/s':>9} |"
+        f"{'epochs':>6} | {'Recall@20':>9} {'MRR@20':>7} {'train s':>8} {'(cpu s)':>7} {'events/s':>9} |"
         f" {'ref R@20':>8} {'ref MRR':>7} {'ref s':>6} {'ref ev/s':>8} | target"
     )
     lines = [header, "-" * len(header)]
@@ -124,7 +126,8 @@ def format_report(results: list[dict], baselines: dict) -> str:
         ref_cells = "" if ref is None else _reference_cells(epochs, ref)
         lines.append(
             f"{epochs:>6} | {row['recall@20']:9.4f} {row['mrr@20']:7.4f} {row['train_seconds']:8.1f}"
-            f" {row['events_per_second']:9,.0f} | {ref_cells:<33} | {_target_cell(row)}"
+            f" {row['train_cpu_seconds']:7.1f} {row['events_per_second']:9,.0f} | {ref_cells:<32}"
+            f" | {_target_cell(row)}"
         )
     for name, metrics in baselines.items():
         ref_recall, ref_mrr = REFERENCE_BASELINES[name]

@@ -8,7 +8,7 @@ from pathlib import Path
 from models.artifact import ArtifactError, load_artifact, save_artifact
 from models.data import DataError, read_events
 from models.evaluate import DEFAULT_CUTOFFS, evaluate_last_item, evaluate_model, evaluate_most_popular
-from models.train import LOSSES, PRESETS, TrainConfig, TrainingError, train_model
+from models.train import LOSSES, PRESETS, TrainConfig, TrainingError, TrainResult, train_model
 
 # Command-line flag -> TrainConfig field; flags left out keep the preset's value.
 HYPERPARAMETER_FLAGS: dict[str, tuple[str, type, str]] = {
@@ -97,14 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
     except (ArtifactError, DataError, OSError, ValueError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    seconds = result.epoch_seconds[-1] if result.epoch_seconds else 0.0
-    metrics = {
-        "train_loss": result.epoch_losses[-1] if result.epoch_losses else None,
-        "train_seconds": round(seconds, 3),
-        "train_events_per_second": round(result.events_per_epoch * config.epochs / seconds)
-        if seconds
-        else None,
-    }
+    metrics = _training_metrics(result)
     if test is not None:
         metrics.update(evaluate_model(result.model, result.item_ids, test))
     run_config = {"preset": args.preset, **config.to_dict()}
@@ -112,6 +105,17 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} (version {version}, {len(result.item_ids)} items)")
     print(json.dumps(metrics, indent=1))
     return 0
+
+
+def _training_metrics(result: TrainResult) -> dict:
+    if not result.epoch_seconds:
+        return {}
+    seconds = result.epoch_seconds[-1]
+    return {
+        "train_loss": result.epoch_losses[-1],
+        "train_seconds": round(seconds, 3),
+        "train_events_per_second": round(result.events_per_epoch * len(result.epoch_seconds) / seconds),
+    }
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -122,18 +126,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (ArtifactError, DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    results = {
-        f"model {artifact.version}": evaluate_model(artifact.model, artifact.item_ids, test, args.cutoffs)
-    }
+    metrics = evaluate_model(artifact.model, artifact.item_ids, test, args.cutoffs)
+    baselines = {}
     if train is not None:
-        results["most popular"] = evaluate_most_popular(train, test, args.cutoffs)
-        results["last item"] = evaluate_last_item(train, test, args.cutoffs)
-    print(format_table(results, args.cutoffs))
+        baselines["most_popular"] = evaluate_most_popular(train, test, args.cutoffs)
+        baselines["last_item"] = evaluate_last_item(train, test, args.cutoffs)
+    print(format_table({f"model {artifact.version}": metrics, **baselines}, args.cutoffs))
     if args.json:
-        metrics = {"model_version": artifact.version, **results.pop(f"model {artifact.version}")}
-        if results:
-            metrics["baselines"] = {name.replace(" ", "_"): values for name, values in results.items()}
-        args.json.write_text(json.dumps(metrics, indent=1) + "\n")
+        report = {"model_version": artifact.version, **metrics}
+        if baselines:
+            report["baselines"] = baselines
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 

@@ -97,6 +97,7 @@ class TrainResult:
     config: TrainConfig
     epoch_losses: list[float]  # mean loss per predicted event
     epoch_seconds: list[float]  # training time until the end of each epoch, callbacks excluded
+    epoch_cpu_seconds: list[float]  # the same in CPU time of this process (less affected by other load)
     events_per_epoch: int  # predicted events per epoch
 
 
@@ -147,17 +148,19 @@ def _train(
         init_generator = torch.Generator().manual_seed(config.seed)
         model = _build_model(config, len(item_ids), initial, init_generator)
         trainer = _Trainer(model, config, sessions, counts)
-        losses, seconds, elapsed = [], [], 0.0
+        losses, seconds, cpu_seconds, elapsed, cpu_elapsed = [], [], [], 0.0, 0.0
         for epoch in range(1, config.epochs + 1):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             losses.append(trainer.run_epoch(f"epoch {epoch}/{config.epochs}", progress))
             elapsed += time.perf_counter() - started
+            cpu_elapsed += time.process_time() - cpu_started
             seconds.append(elapsed)
+            cpu_seconds.append(cpu_elapsed)
             if on_epoch_end is not None:
                 model.eval()
                 on_epoch_end(epoch, model, item_ids)
     model.eval()
-    return TrainResult(model, item_ids, config, losses, seconds, trainer.events_per_epoch)
+    return TrainResult(model, item_ids, config, losses, seconds, cpu_seconds, trainer.events_per_epoch)
 
 
 def _build_model(

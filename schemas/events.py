@@ -10,6 +10,7 @@ decides it (see :data:`TOPIC_EVENT_TYPES`); if given it must be one the topic ac
 should be keyed by ``user_id`` so that all of a user's events share a partition.
 """
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from enum import IntEnum
@@ -61,11 +62,11 @@ class Event:
     def from_bytes(
         cls,
         data: bytes,
-        topic_kind: str = "click",
+        topic_kind: str | None = "click",
         now: float | None = None,
         max_future_skew_s: float = DEFAULT_MAX_FUTURE_SKEW_S,
     ) -> "Event":
-        """Parse and validate one event read from the topic of kind ``topic_kind``.
+        """Parse and validate one event read from the topic of kind ``topic_kind`` (None: any kind).
 
         Raises :class:`InvalidMessage` whose ``reason`` is one of ``oversized``, ``malformed_json``,
         ``missing_field``, ``wrong_type``, ``unknown_event_type``, ``absurd_timestamp``.
@@ -88,9 +89,14 @@ class Event:
             session_id=optional_str(obj, "session_id"),
         )
 
+    @classmethod
+    def from_stored(cls, data: bytes) -> "Event":
+        """Read an event this project wrote itself (``to_bytes``), whatever topic it came from."""
+        return cls.from_bytes(data, topic_kind=None, max_future_skew_s=math.inf)
 
-def _event_type(obj: dict, topic_kind: str) -> EventType:
-    accepted = TOPIC_EVENT_TYPES[topic_kind]
+
+def _event_type(obj: dict, topic_kind: str | None) -> EventType:
+    accepted = tuple(EventType) if topic_kind is None else TOPIC_EVENT_TYPES[topic_kind]
     name = obj.get("event_type")
     if name is None:
         return accepted[0]

@@ -3,6 +3,7 @@ ours, not the broker's defaults (the state table's changelog must have as many p
 input topics; model announcements must be compacted)."""
 
 import contextlib
+from collections.abc import Iterator
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -30,9 +31,22 @@ def ensure_model_updates_topic(settings: Settings) -> None:
     _create_missing(settings, [spec])
 
 
-def _create_missing(settings: Settings, specs: list[NewTopic]) -> None:
+def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    with _admin(settings) as admin:
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+
+
+@contextlib.contextmanager
+def _admin(settings: Settings) -> Iterator[KafkaAdminClient]:
     admin = KafkaAdminClient(client_id="streamrec-admin", **kafka_python_config(settings))
     try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def _create_missing(settings: Settings, specs: list[NewTopic]) -> None:
+    with _admin(settings) as admin:
         existing = set(admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
@@ -47,5 +61,3 @@ def _create_missing(settings: Settings, specs: list[NewTopic]) -> None:
                     f"topic {topic['name']!r} has {count} partitions, {wanted[topic['name']]} are needed "
                     "(see STREAMREC_TOPIC_PARTITIONS)"
                 )
-    finally:
-        admin.close()

@@ -18,6 +18,7 @@ from models.artifact import ModelArtifact
 from schemas.dead_letters import DeadLetter
 from schemas.recommendations import RankedItem, Recommendation
 from streamer.records import ParsedEvent, dead_letter
+from streamer.sessions import starts_new_session
 from streamer.state import UserState
 
 
@@ -128,12 +129,10 @@ class Recommender:
             result.recommendations.append(self._recommendation(parsed, scores[row], top[row], produced_at))
 
     def _starts_new_session(self, state: UserState, parsed: ParsedEvent) -> bool:
-        if self.policy.session_mode != "session" or state.events_seen == 0:
-            return False
-        event = parsed.event
-        if event.session_id is not None and state.session_id is not None:
-            return event.session_id != state.session_id
-        return event.event_time - state.last_event_time > self.policy.session_gap_s
+        policy = self.policy
+        return state.events_seen > 0 and starts_new_session(
+            parsed.event, state.session_id, state.last_event_time, policy.session_mode, policy.session_gap_s
+        )
 
     def _record(self, state: UserState, parsed: ParsedEvent, hidden: np.ndarray) -> None:
         event = parsed.event

@@ -224,6 +224,51 @@ SETTINGS: dict[str, Setting] = {
             _optional_text,
             "CA bundle to verify the brokers (with SSL or SASL_SSL; default: the system's)",
         ),
+        Setting(
+            "STREAMREC_RETRAINER_DIR",
+            "var/retrainer",
+            _path,
+            "retrainer: where it keeps its rolling window of recent events (RocksDB)",
+        ),
+        Setting(
+            "STREAMREC_RETRAIN_WINDOW_EVENTS",
+            "500000",
+            _integer(100, 100_000_000),
+            "retrainer: most recent events kept for training",
+        ),
+        Setting(
+            "STREAMREC_RETRAIN_EVERY_EVENTS",
+            "50000",
+            _integer(0, 100_000_000),
+            "retrainer: train after this many new events (0: never by count)",
+        ),
+        Setting(
+            "STREAMREC_RETRAIN_EVERY_S",
+            "3600",
+            _number(0, 30 * 86400),
+            "retrainer: train after this many seconds with new events (0: never by time)",
+        ),
+        Setting(
+            "STREAMREC_RETRAIN_EPOCHS", "3", _integer(1, 100), "retrainer: epochs per training, warm-started"
+        ),
+        Setting(
+            "STREAMREC_RETRAIN_HOLDOUT",
+            "0.1",
+            _number(0.01, 0.5),
+            "retrainer: share of the most recent sessions held out to compare candidate and current",
+        ),
+        Setting(
+            "STREAMREC_RETRAIN_MARGIN",
+            "0.005",
+            _number(0, 1),
+            "retrainer: promote unless the candidate's recall@20 is worse than the current's by more",
+        ),
+        Setting(
+            "STREAMREC_RETRAINER_METRICS_PORT",
+            "6067",
+            _integer(1, 65535),
+            "retrainer: HTTP port of its Prometheus /metrics",
+        ),
         Setting("STREAMREC_WEB_PORT", "6066", _integer(1, 65535), "HTTP port for health and metrics"),
         Setting("STREAMREC_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "log level"),
     ]
@@ -260,6 +305,14 @@ class Settings:
     kafka_sasl_username: str | None
     kafka_sasl_password: str | None
     kafka_ssl_cafile: str | None
+    retrainer_dir: Path
+    retrain_window_events: int
+    retrain_every_events: int
+    retrain_every_s: float
+    retrain_epochs: int
+    retrain_holdout: float
+    retrain_margin: float
+    retrainer_metrics_port: int
     web_port: int
     log_level: str
 

@@ -34,4 +34,6 @@ async def readyz(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
 @app.page("/metrics")
 async def metrics(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
     readiness()
-    return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    # aiohttp takes the charset separately; the exposition format is UTF-8 text.
+    content_type = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+    return web.bytes(generate_latest(REGISTRY), content_type=content_type)

@@ -1,5 +1,5 @@
-"""A streamer worker in a child process, as it runs in production (``streamrec worker``).
-Used by the demo, the benchmarks and the end-to-end tests."""
+"""A streamrec service (``streamrec worker`` or ``streamrec retrainer``) in a child process, as it
+runs in production. Used by the demo, the benchmarks and the end-to-end tests."""
 
 import json
 import os
@@ -14,15 +14,16 @@ from typing import Self
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: str = "worker") -> None:
         self.env = {**os.environ, **env}
+        self.command = command
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Self:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamer.cli", "worker"],
+                [sys.executable, "-m", "streamer.cli", self.command],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -79,11 +79,28 @@ class StreamerSetup:
             # A killed worker's partitions move after this long; short, so crash tests stay quick.
             "STREAMREC_KAFKA_SESSION_TIMEOUT_S": "8",
             "STREAMREC_WEB_PORT": str(self.web_port),
+            "STREAMREC_MODEL_UPDATES_TOPIC": f"{self.app_id}-model-updates",
+            "STREAMREC_MODEL_STORE": str(self.data_dir.parent / "model-store"),
+            "STREAMREC_RETRAINER_DIR": str(self.data_dir.parent / "retrainer"),
             **(self.extra_env or {}),
         }
 
-    def worker(self) -> WorkerProcess:
-        return WorkerProcess(self.env(), self.log_path)
+    def env_path(self, name: str) -> Path:
+        return Path(self.env()[name])
+
+    def worker(self, name: str = "worker", **env: str) -> WorkerProcess:
+        """A streamer worker; ``name`` separates the state directory and log of several workers,
+        ``env`` overrides settings."""
+        overrides = {"STREAMREC_DATA_DIR": str(self.data_dir / name), **env}
+        if name != "worker" and "STREAMREC_WEB_PORT" not in env:
+            overrides["STREAMREC_WEB_PORT"] = str(free_ports(1)[0])
+        return WorkerProcess({**self.env(), **overrides}, self.log_path.with_name(f"{name}.log"))
+
+    def retrainer(self, **env: str) -> WorkerProcess:
+        overrides = {"STREAMREC_RETRAINER_METRICS_PORT": str(free_ports(1)[0]), **env}
+        return WorkerProcess(
+            {**self.env(), **overrides}, self.log_path.with_name("retrainer.log"), "retrainer"
+        )
 
 
 @pytest.fixture

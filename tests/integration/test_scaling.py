@@ -4,10 +4,10 @@ membership named after the pod, standby replicas.
 
 A static member does not leave the group when it stops (aiokafka sends no LeaveGroup with a
 ``group_instance_id``), so its partitions move only when the broker expires its session: this test
-shortens Faust's ``BROKER_SESSION_TIMEOUT`` to keep that wait short, as nothing else depends on it.
+shortens the session timeout (``STREAMREC_KAFKA_SESSION_TIMEOUT_S``) to keep that wait short.
 """
 
-import dataclasses
+import logging
 import threading
 import time
 import urllib.error
@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.kafka_local.broker import free_ports
 from streamer.state import UserState
 from streamer.worker_process import WorkerProcess
 from tests.integration.conftest import StreamerSetup
@@ -37,6 +36,8 @@ PODS = ("streamrec-streamer-0", "streamrec-streamer-1")
 USERS = [f"user-{n}" for n in range(24)]
 SESSION_TIMEOUT_S = 15
 STEP_INTERVAL_S = 0.3
+# Faust's group metadata is not the plain consumer protocol's: kafka-python warns on every describe.
+logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
 
 
 def streamer_pod_spec() -> dict:
@@ -44,28 +45,22 @@ def streamer_pod_spec() -> dict:
 
 
 class Pod:
-    """One streamer worker as one StatefulSet pod runs it: its own data directory and web port, and the
-    pod name as static membership id. Restarting it reuses both, as a pod reattached to its claim does."""
+    """One streamer worker as one StatefulSet pod runs it: its own data directory (its claim) and the pod
+    name as static membership id. A restart reuses the directory, as a pod reattached to its claim does."""
 
-    def __init__(self, setup: StreamerSetup, name: str, root: Path) -> None:
-        (port,) = free_ports(1)
+    def __init__(self, setup: StreamerSetup, name: str) -> None:
         self.name = name
-        self.setup = dataclasses.replace(
-            setup,
-            data_dir=root / name / "data",
-            log_path=root / f"{name}.log",
-            web_port=port,
-            extra_env={
-                "STREAMREC_CONSUMER_INSTANCE_ID": name,
-                "STREAMREC_STANDBY_REPLICAS": "1",
-                "STREAMREC_RECENT_ITEMS": "10000",  # keep every item, so the test can compare them all
-                "BROKER_SESSION_TIMEOUT": str(SESSION_TIMEOUT_S),
-            },
-        )
+        self.setup = setup
         self.worker: WorkerProcess | None = None
 
     def start(self) -> None:
-        self.worker = self.setup.worker().start()
+        self.worker = self.setup.worker(
+            self.name,
+            STREAMREC_CONSUMER_INSTANCE_ID=self.name,
+            STREAMREC_STANDBY_REPLICAS="1",
+            STREAMREC_RECENT_ITEMS="10000",  # keep every item, so the test can compare them all
+            STREAMREC_KAFKA_SESSION_TIMEOUT_S=str(SESSION_TIMEOUT_S),
+        ).start()
 
     def alive(self) -> bool:
         return self.worker is not None and self.worker.alive()
@@ -79,7 +74,8 @@ class Pod:
         return time.monotonic() - started
 
     def get(self, path: str) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{self.setup.web_port}{path}"
+        assert self.worker is not None
+        url = f"http://127.0.0.1:{self.worker.env['STREAMREC_WEB_PORT']}{path}"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return response.status, response.read().decode()
@@ -178,7 +174,7 @@ def test_scaling_2_1_2_while_events_flow_loses_no_event_and_no_state(
     pod_spec = streamer_pod_spec()
     readiness_path = pod_spec["containers"][0]["readinessProbe"]["httpGet"]["path"]
     grace_s = pod_spec["terminationGracePeriodSeconds"]
-    pods = [Pod(setup, name, tmp_path) for name in PODS]
+    pods = [Pod(setup, name) for name in PODS]
     tracker = ListTracker(kafka_bootstrap, setup.topics["recommendations"])
     flow = EventFlow(kafka_bootstrap, setup.topics["click"], load_artifact(setup.model_path).item_ids)
     running = list(pods)

@@ -51,7 +51,7 @@ def test_evaluate_prints_a_table_and_writes_json(tmp_path, data, capsys):
     ]
     assert main([*argv, "--json", str(report)]) == 0
     table = capsys.readouterr().out
-    assert "most popular" in table and "last item" in table and "recall@20" in table
+    assert "most_popular" in table and "last_item" in table and "recall@20" in table
     metrics = json.loads(report.read_text())
     assert {"recall@5", "mrr@5", "recall@20", "mrr@20", "n_predictions"} <= metrics.keys()
     assert metrics["model_version"] == load_artifact(out).version

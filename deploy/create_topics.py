@@ -8,7 +8,7 @@ create topics. Topics that exist are kept; one with the wrong partition count fa
 * model updates: 1 partition, compacted
 
 Configured by the same environment as the workers (ConfigMap and Secret). Run by the create-topics
-Job, or by hand: ``python deploy/k8s/base/create_topics.py``.
+Job, or by hand: ``python deploy/create_topics.py``.
 """
 
 from kafka.admin import NewTopic

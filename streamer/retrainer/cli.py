@@ -1,0 +1,38 @@
+"""``streamrec retrainer``: the retraining worker's command line."""
+
+import argparse
+import asyncio
+import logging
+
+from streamer.cli import command_summary
+from streamer.settings import ConfigError, Settings
+
+
+def register(subparsers: argparse._SubParsersAction, name: str) -> None:
+    parser = subparsers.add_parser(
+        name,
+        help=command_summary(name),
+        description="Keep a rolling window of recent click and buy events; periodically train a model "
+        "warm-started from the serving one, compare both on the most recent held-out sessions, and "
+        "promote the candidate (model store + model-updates topic) unless it is worse by more than the "
+        "margin. Configured by the STREAMREC_RETRAIN* and Kafka variables (see `streamrec worker --help`).",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"streamrec retrainer: configuration error: {exc}")
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+    for chatty in ("kafka", "aiokafka"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from streamer.retrainer.service import run as run_service
+
+    asyncio.run(run_service(settings))
+    return 0

@@ -1,0 +1,77 @@
+"""One retraining cycle: train a candidate warm-started from the serving model, compare both on the
+most recent held-out sessions, and decide whether the candidate is promoted."""
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+
+from models.artifact import ModelArtifact
+from models.data import EventLog
+from models.evaluate import evaluate_model
+from models.train import PRESETS, TrainConfig, TrainResult, train_model
+from schemas.events import Event
+from streamer.retrainer.dataset import session_rows, split_recent
+from streamer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+METRIC = "recall@20"
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+    candidate: dict[str, float]
+    current: dict[str, float] | None
+    train_events: int
+    holdout_events: int
+    seconds: float
+
+
+@dataclass
+class Candidate:
+    result: TrainResult
+    train_log: EventLog
+    decision: Decision
+
+
+def training_config(current: ModelArtifact | None, epochs: int) -> TrainConfig:
+    """The serving model's hyperparameters (so its weights fit), with this cycle's epoch count."""
+    base = PRESETS["rsc15"]
+    if current is not None:
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        base = TrainConfig(**{k: v for k, v in current.config.items() if k in known})
+    return dataclasses.replace(base, epochs=epochs)
+
+
+def run_cycle(events: list[Event], current: ModelArtifact | None, settings: Settings) -> Candidate:
+    started = time.monotonic()
+    sessions = session_rows(events, settings.session_mode, settings.session_gap_s)
+    train_log, holdout_log = split_recent(sessions, settings.retrain_holdout)
+    initial = (current.model, current.item_ids) if current is not None else None
+    config = training_config(current, settings.retrain_epochs)
+    result = train_model(train_log, config, initial=initial, progress=False)
+    candidate_metrics = evaluate_model(result.model, result.item_ids, holdout_log)
+    current_metrics = evaluate_model(current.model, current.item_ids, holdout_log) if current else None
+    promote, reason = judge(candidate_metrics, current_metrics, settings.retrain_margin)
+    decision = Decision(
+        promote=promote,
+        reason=reason,
+        candidate=candidate_metrics,
+        current=current_metrics,
+        train_events=train_log.n_events,
+        holdout_events=holdout_log.n_events,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return Candidate(result, train_log, decision)
+
+
+def judge(candidate: dict[str, float], current: dict[str, float] | None, margin: float) -> tuple[bool, str]:
+    if current is None:
+        return True, "no model is serving yet"
+    delta = candidate[METRIC] - current[METRIC]
+    if delta >= -margin:
+        return True, f"{METRIC} {candidate[METRIC]:.4f} vs {current[METRIC]:.4f}: not worse than -{margin}"
+    return False, f"{METRIC} {candidate[METRIC]:.4f} vs {current[METRIC]:.4f}: worse by more than {margin}"

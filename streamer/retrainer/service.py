@@ -1,0 +1,143 @@
+"""``streamrec retrainer``: consume click and buy events into the window; every so many events or
+seconds, run a cycle; promote, store and announce a candidate that is not worse than the serving
+model by more than the margin. Each decision is logged with its figures and exported as metrics."""
+
+import asyncio
+import json
+import logging
+import signal
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from models.artifact import ModelArtifact, load_artifact
+from schemas.errors import InvalidMessage
+from schemas.events import Event
+from streamer.admin import ensure_model_updates_topic, ensure_topics, partition_counts
+from streamer.kafka_config import aiokafka_config
+from streamer.model_swap import AnnouncementRefused, load_announced, read_latest_announcement
+from streamer.retrainer.cycle import Decision, run_cycle
+from streamer.retrainer.store import announce, publish_to_store
+from streamer.retrainer.window import EventWindow
+from streamer.settings import Settings
+
+log = logging.getLogger("streamrec.retrainer")
+
+REGISTRY = CollectorRegistry()
+EVENTS_IN = Counter("streamrec_retrainer_events", "Events added to the window", registry=REGISTRY)
+INVALID = Counter("streamrec_retrainer_invalid_events", "Input skipped as invalid", registry=REGISTRY)
+DECISIONS = Counter("streamrec_retrainer_decisions", "Cycles by outcome", ["decision"], registry=REGISTRY)
+CANDIDATE = Gauge(
+    "streamrec_retrainer_candidate_metric", "Last candidate, held out", ["metric"], registry=REGISTRY
+)
+SERVING = Gauge(
+    "streamrec_retrainer_serving_metric", "Serving model, held out", ["metric"], registry=REGISTRY
+)
+CYCLE_SECONDS = Gauge("streamrec_retrainer_cycle_seconds", "Duration of the last cycle", registry=REGISTRY)
+WINDOW_SIZE = Gauge("streamrec_retrainer_window_events", "Events in the window", registry=REGISTRY)
+
+
+def current_model(settings: Settings) -> ModelArtifact | None:
+    """What the streamers serve: the latest sound announcement, else STREAMREC_MODEL_PATH if present."""
+    announcement, _ = read_latest_announcement(settings)
+    if announcement is not None:
+        try:
+            return load_announced(settings, announcement)
+        except AnnouncementRefused as exc:
+            log.error("the latest announced model is unusable (%s); falling back", exc)
+    if (settings.model_path / "manifest.json").is_file():
+        return load_artifact(settings.model_path)
+    return None
+
+
+class Retrainer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.window = EventWindow(settings.retrainer_dir, settings.retrain_window_events)
+        self.current = current_model(settings)
+        self.last_cycle = time.monotonic()
+        self.kinds = settings.topic_kinds()
+
+    def due(self) -> bool:
+        new = self.window.events_since_training()
+        by_count = 0 < self.settings.retrain_every_events <= new
+        by_time = 0 < self.settings.retrain_every_s <= time.monotonic() - self.last_cycle
+        return new > 0 and (by_count or by_time)
+
+    def ingest(self, records: dict) -> None:
+        """Add a fetch (aiokafka ``getmany`` result) to the window with the positions after it."""
+        rows, positions = [], {}
+        for tp, messages in records.items():
+            for message in messages:
+                try:
+                    event = Event.from_bytes(message.value or b"", self.kinds[tp.topic])
+                except InvalidMessage:
+                    INVALID.inc()  # the streamer dead-letters it; nothing to learn from here
+                else:
+                    rows.append((event, tp.topic, tp.partition, message.offset))
+            positions[(tp.topic, tp.partition)] = messages[-1].offset + 1
+        EVENTS_IN.inc(self.window.add(rows, positions))
+        WINDOW_SIZE.set(self.window.count)
+
+    def cycle(self) -> Decision:
+        candidate = run_cycle(self.window.events(), self.current, self.settings)
+        decision = candidate.decision
+        self.window.mark_trained()
+        self.last_cycle = time.monotonic()
+        if decision.promote:
+            artifact = publish_to_store(self.settings.model_store, candidate)
+            announce(self.settings, artifact, self.settings.model_store / artifact.version)
+            self.current = artifact
+        record_decision(decision, self.current.version if self.current else None)
+        return decision
+
+
+def record_decision(decision: Decision, serving_version: str | None) -> None:
+    DECISIONS.labels("promoted" if decision.promote else "rejected").inc()
+    CYCLE_SECONDS.set(decision.seconds)
+    for name, value in decision.candidate.items():
+        CANDIDATE.labels(name).set(value)
+    for name, value in (decision.current or {}).items():
+        SERVING.labels(name).set(value)
+    log.info(
+        "retrain decision %s",
+        json.dumps({"promoted": decision.promote, "serving_version": serving_version, **decision.__dict__}),
+    )
+
+
+async def run(settings: Settings) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    ensure_topics(settings)
+    ensure_model_updates_topic(settings)
+    retrainer = Retrainer(settings)
+    start_http_server(settings.retrainer_metrics_port, registry=REGISTRY)
+    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_config(settings))
+    await consumer.start()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
+    try:
+        counts = partition_counts(settings, list(retrainer.kinds))
+        tps = [TopicPartition(topic, p) for topic, n in counts.items() for p in range(n)]
+        consumer.assign(tps)
+        saved = retrainer.window.positions()
+        for tp in tps:
+            if (tp.topic, tp.partition) in saved:
+                consumer.seek(tp, saved[(tp.topic, tp.partition)])
+            else:
+                await consumer.seek_to_beginning(tp)
+        log.info(
+            "retrainer ready: %d events in the window, serving model %s",
+            retrainer.window.count,
+            retrainer.current.version if retrainer.current else None,
+        )
+        while not stopping.is_set():
+            records = await consumer.getmany(timeout_ms=500)
+            if records:
+                retrainer.ingest(records)
+            if retrainer.due():
+                await asyncio.to_thread(retrainer.cycle)
+    finally:
+        await consumer.stop()
+        retrainer.window.close()

@@ -1,0 +1,166 @@
+"""Retraining and hot swap against the real broker: while events flow, the retrainer promotes a
+new model, every streamer switches between micro-batches, no event is lost or applied twice, and
+users keep their history (re-encoded under the new weights, not reset)."""
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+import urllib.request
+from collections import Counter
+
+import pytest
+import torch
+
+from models.artifact import load_artifact
+from schemas.events import Event
+from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement
+from schemas.recommendations import Recommendation
+from streamer.state import UserState
+from tests.support.kafka_io import TopicReader, latest_per_key, produce, produce_events
+
+pytestmark = pytest.mark.e2e
+
+N_USERS = 30
+
+
+def stream_of_events(artifact, count: int) -> list[Event]:
+    vocab = artifact.item_ids
+    return [
+        Event(
+            f"e{n}",
+            f"u{n % N_USERS}",
+            vocab[(n * 7 + (n // N_USERS) ** 2) % len(vocab)],
+            1_700_000_000.0 + n / 10,
+        )
+        for n in range(count)
+    ]
+
+
+def paced(bootstrap: str, topic: str, events: list[Event], per_second: float) -> None:
+    chunk = max(1, int(per_second / 10))
+    for start in range(0, len(events), chunk):
+        produce_events(bootstrap, topic, events[start : start + chunk])
+        time.sleep(0.1)  # pacing the producer, not waiting for readiness
+
+
+def served_version(worker) -> str | None:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/readyz", timeout=5
+    ) as r:
+        return json.load(r)["model_version"]
+
+
+def wait_for(condition, timeout_s: float = 120.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)  # poll interval
+
+
+def encode(artifact, items: list[str]) -> torch.Tensor:
+    index = artifact.item_index
+    return artifact.model.encode(
+        torch.tensor([index[i] for i in items]), torch.zeros(len(items), dtype=torch.long)
+    )
+
+
+def test_a_promoted_model_is_swapped_in_while_events_flow(kafka_bootstrap, streamer_setup):
+    setup = streamer_setup
+    old = load_artifact(setup.model_path)
+    events = stream_of_events(old, 2400)
+    recs = TopicReader(kafka_bootstrap, setup.topics["recommendations"])
+    workers = [setup.worker("w0").start(), setup.worker("w1").start()]
+    retrainer = setup.retrainer(
+        STREAMREC_RETRAIN_EVERY_EVENTS="600",
+        STREAMREC_RETRAIN_EVERY_S="0",
+        STREAMREC_RETRAIN_EPOCHS="1",
+        STREAMREC_RETRAIN_HOLDOUT="0.2",
+        STREAMREC_RETRAIN_MARGIN="1.0",  # promote whatever it trains: this test is about the swap
+    ).start()
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        producer = threading.Thread(target=paced, args=(kafka_bootstrap, setup.topics["click"], events, 200))
+        producer.start()
+        lists: list[Recommendation] = []
+        while len({r.event_id for r in lists}) < len(events):
+            lists += [Recommendation.from_bytes(m.value) for m in recs.read(1, worker=workers[0])]
+        producer.join()
+        newest = max(r.model_version for r in lists)  # versions start with their UTC timestamp
+        assert newest != old.version, "no model was promoted while events flowed"
+        wait_for(lambda: all(served_version(w) == newest for w in workers), what="every worker to switch")
+    finally:
+        assert retrainer.stop() == 0, retrainer.log_tail()
+        for worker in workers:
+            assert worker.stop() == 0, worker.log_tail()
+        recs.close()
+
+    # No event lost, none applied twice.
+    assert Counter(r.event_id for r in lists) == Counter(e.event_id for e in events)
+    # Per user, lists never go back to an older version, and everyone started on the old one.
+    by_offset = sorted(lists, key=lambda r: (r.source.partition, r.source.offset))
+    for user in {e.user_id for e in events}:
+        versions = [r.model_version for r in by_offset if r.user_id == user]
+        assert versions == sorted(versions) and versions[0] == old.version and versions[-1] == newest
+
+    # Users seen before the swap carry their history into the new model: their state is the new
+    # model's encoding of everything they did, not of what came after the swap.
+    new = load_artifact(setup.env_path("STREAMREC_MODEL_STORE") / newest)
+    changelog = latest_per_key(
+        kafka_bootstrap, setup.changelog_topic, {f"u{u}".encode() for u in range(N_USERS)}
+    )
+    for u in range(N_USERS):
+        state = UserState.from_bytes(changelog[f"u{u}".encode()])
+        mine = [e.item_id for e in events if e.user_id == f"u{u}"]
+        assert state.model_version == newest and state.recent_items == mine
+        assert torch.allclose(torch.from_numpy(state.hidden), encode(new, mine), atol=1e-5, rtol=0)
+
+
+def metric_value(worker, name: str) -> float:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/metrics", timeout=5
+    ) as r:
+        lines = r.read().decode().splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith(name))
+
+
+def test_a_tampered_or_mismatched_artifact_is_refused_and_the_old_model_keeps_serving(
+    kafka_bootstrap, streamer_setup
+):
+    setup = streamer_setup
+    old = load_artifact(setup.model_path)
+    store = setup.env_path("STREAMREC_MODEL_STORE")
+    tampered = store / "tampered"
+    shutil.copytree(setup.model_path, tampered)
+    weights = tampered / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-8:] = b"\x00" * 8
+    weights.write_bytes(bytes(data))
+    announcements = [
+        ModelAnnouncement("v-tampered", "tampered", old.checksum, time.time()),
+        # A sound artifact, but not the one announced.
+        ModelAnnouncement(
+            "v-other", str(setup.model_path), hashlib.sha256(b"other").hexdigest(), time.time()
+        ),
+    ]
+    recs = TopicReader(kafka_bootstrap, setup.topics["recommendations"])
+    worker = setup.worker().start()
+    try:
+        worker.wait_ready()
+        updates = setup.env()["STREAMREC_MODEL_UPDATES_TOPIC"]
+        produce(kafka_bootstrap, [(updates, ANNOUNCEMENT_KEY, a.to_bytes()) for a in announcements])
+        wait_for(
+            lambda: metric_value(worker, "streamrec_model_swap_refused_total") >= 2, what="both refusals"
+        )
+        assert metric_value(worker, 'streamrec_model_swap_refused_total{reason="unloadable"}') == 1
+        assert metric_value(worker, 'streamrec_model_swap_refused_total{reason="checksum_mismatch"}') == 1
+        events = stream_of_events(old, 20)
+        produce_events(kafka_bootstrap, setup.topics["click"], events)
+        lists = [Recommendation.from_bytes(m.value) for m in recs.read(len(events), worker=worker)]
+        assert served_version(worker) == old.version
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+        recs.close()
+    assert {r.model_version for r in lists} == {old.version}
