@@ -1,9 +1,11 @@
 """``streamrec demo``: the whole pipeline on one machine, from nothing to printed recommendations.
 
 Steps: start a local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS names one), train a model on the
-bundled rsc15 sample if none exists yet, start a streamer worker, replay test-split events into the
-click topic, and print each recommendation list as it arrives. Everything it started is stopped at
-the end or on Ctrl-C.
+rsc15 sample if none exists yet, start a streamer worker and a retrainer, replay test-split events
+into the click topic, and print each recommendation list as it arrives. Half-way through, the
+retrainer trains on the events it has seen, promotes the result, and the worker swaps it in while
+events keep flowing: the lists after that carry the new version. Everything it started is stopped
+at the end or on Ctrl-C.
 """
 
 import argparse
@@ -42,8 +44,14 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
         help="model artifact; trained here first if missing (default: %(default)s)",
     )
     parser.add_argument("--epochs", type=int, default=1, help="epochs when training the demo model")
-    parser.add_argument("--events", type=int, default=600, help="test events to replay")
-    parser.add_argument("--rate", type=float, default=200.0, help="events per second (0: unpaced)")
+    parser.add_argument("--events", type=int, default=1500, help="test events to replay")
+    parser.add_argument("--rate", type=float, default=150.0, help="events per second (0: unpaced)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=1.0,
+        help="retrainer promotion margin (default 1.0: promote whatever it trains, to show the swap)",
+    )
     parser.add_argument("--show", type=int, default=5, help="items of each list to print")
     parser.set_defaults(func=run)
 
@@ -113,11 +121,28 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, workdir: Path, stack:
         "STREAMREC_DATA_DIR": str(workdir / "state"),
         "STREAMREC_WEB_PORT": str(free_ports(1)[0]),
     }
+    retrainer_env = {
+        "STREAMREC_MODEL_STORE": str(workdir / "model-store"),
+        "STREAMREC_MODEL_UPDATES_TOPIC": f"{app_id}-model-updates",
+        "STREAMREC_RETRAINER_DIR": str(workdir / "retrainer"),
+        "STREAMREC_RETRAINER_METRICS_PORT": str(free_ports(1)[0]),
+        "STREAMREC_RETRAIN_EVERY_EVENTS": str(max(100, args.events // 2)),
+        "STREAMREC_RETRAIN_EVERY_S": "0",
+        "STREAMREC_RETRAIN_EPOCHS": "1",
+        "STREAMREC_RETRAIN_HOLDOUT": "0.2",
+        "STREAMREC_RETRAIN_MARGIN": str(args.margin),
+    }
+    env |= retrainer_env
     settings = Settings.from_env({**os.environ, **env})
     ensure_topics(settings)
     worker = WorkerProcess(env, workdir / "worker.log").start()
     stack.callback(worker.stop)
-    print(f"streamer worker started (pid {worker.pid}); its log: {worker.log_path}", flush=True)
+    retrainer = WorkerProcess(env, workdir / "retrainer.log", command="retrainer").start()
+    stack.callback(retrainer.stop)
+    print(
+        f"streamer worker (pid {worker.pid}) and retrainer (pid {retrainer.pid}) started; logs in {workdir}"
+    )
+    worker.wait_ready()
 
     events = read_events(args.data / "test.tsv")[: args.events]
     producer = threading.Thread(target=replay, args=(events, settings, args.rate, False), daemon=True)
@@ -125,6 +150,9 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, workdir: Path, stack:
     received = print_recommendations(settings, len(events), args.show, worker)
     producer.join()
     print(f"\n{received} lists for {len(events)} replayed events")
+    for line in retrainer.log_path.read_text().splitlines():
+        if "retrain decision" in line:
+            print("retrainer:", line.split("retrain decision ", 1)[1][:300])
     if not worker.alive():
         print(f"the worker exited early; its log ends:\n{worker.log_tail()}", file=sys.stderr)
         return 1
@@ -146,12 +174,19 @@ def print_recommendations(
         **kafka_python_config(settings),
     )
     received = 0
+    versions: list[str] = []
     last_seen = time.monotonic()
     try:
         while received < expected and worker.alive() and time.monotonic() - last_seen < idle_timeout_s:
             for message in consumer:
                 rec = Recommendation.from_bytes(message.value)
                 received += 1
+                if rec.model_version not in versions:
+                    if versions:
+                        print(
+                            f"\n=== model swapped while events flow: {versions[-1]} -> {rec.model_version}\n"
+                        )
+                    versions.append(rec.model_version)
                 last_seen = time.monotonic()
                 top = ", ".join(item.item_id for item in rec.items[:show])
                 print(
