@@ -9,6 +9,7 @@ import faust
 import torch
 
 from streamer.kafka_config import faust_credentials
+from streamer.logs import logging_config
 from streamer.settings import ConfigError, Settings
 
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         web_port=settings.web_port,
         web_in_thread=False,
+        logging_config=logging_config(settings.log_format, settings.log_level),
     )
 
 

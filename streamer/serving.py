@@ -30,7 +30,7 @@ class ModelHolder:
 
     @property
     def version(self) -> str | None:
-        """The newest version this worker has accepted (staged or serving)."""
+        """The newest version this worker has accepted: the next micro-batch runs it."""
         newest = self._staged or self.recommender
         return newest.version if newest else None
 

@@ -271,6 +271,7 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("STREAMREC_WEB_PORT", "6066", _integer(1, 65535), "HTTP port for health and metrics"),
         Setting("STREAMREC_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "log level"),
+        Setting("STREAMREC_LOG_FORMAT", "text", _choice("text", "json"), "text, or one JSON object per line"),
     ]
 }
 
@@ -315,6 +316,7 @@ class Settings:
     retrainer_metrics_port: int
     web_port: int
     log_level: str
+    log_format: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str | None) -> "Settings":

@@ -24,10 +24,8 @@ async def healthz(web: faust.web.Web, request: faust.web.Request) -> faust.web.R
 async def readyz(web: faust.web.Web, request: faust.web.Request) -> faust.web.Response:
     checks = readiness()
     ready = all(checks.values())
-    serving = models.holder.recommender
     return web.json(
-        {"ready": ready, "model_version": serving.version if serving else None, **checks},
-        status=200 if ready else 503,
+        {"ready": ready, "model_version": models.holder.version, **checks}, status=200 if ready else 503
     )
 
 

@@ -2,9 +2,10 @@
 
 import argparse
 import asyncio
-import logging
+import sys
 
 from streamer.cli import command_summary
+from streamer.logs import configure_logging
 from streamer.settings import ConfigError, Settings
 
 
@@ -24,14 +25,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
-        print(f"streamrec retrainer: configuration error: {exc}")
+        print(f"streamrec retrainer: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
-    )
-    for chatty in ("kafka", "aiokafka"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging(settings.log_format, settings.log_level)
     from streamer.retrainer.service import run as run_service
 
     asyncio.run(run_service(settings))

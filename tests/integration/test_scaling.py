@@ -143,8 +143,12 @@ class ListTracker:
         self.reader = TopicReader(bootstrap, topic)
         self.listed: set[str] = set()
 
-    def covers(self, event_ids: set[str]) -> bool:
-        self.listed.update(Recommendation.from_bytes(m.value).event_id for m in self.reader.read_quiet(0.5))
+    def covers(self, event_ids: set[str], within_s: float = 2.0) -> bool:
+        """Whether every event of ``event_ids`` has a list, waiting up to ``within_s`` for the last ones."""
+        deadline = time.monotonic() + within_s
+        while not event_ids <= self.listed and time.monotonic() < deadline:
+            for records in self.reader.consumer.poll(timeout_ms=200).values():
+                self.listed.update(Recommendation.from_bytes(r.value).event_id for r in records)
         return event_ids <= self.listed
 
 

@@ -1,4 +1,5 @@
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,3 +56,9 @@ def test_defaults_are_valid_and_every_setting_has_a_field():
 def test_a_bad_setting_is_named_in_the_error(env, named):
     with pytest.raises(ConfigError, match=named):
         Settings.from_env(env)
+
+
+def test_the_readme_documents_every_setting_with_its_default():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for setting in SETTINGS.values():
+        assert f"| `{setting.env}` | `{setting.default}` |" in readme, setting.env
