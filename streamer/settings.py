@@ -21,30 +21,25 @@ def _text(name: str, raw: str) -> str:
     return raw.strip()
 
 
-def _integer(low: int, high: int) -> Callable[[str, str], int]:
-    def parse(name: str, raw: str) -> int:
+def _ranged(convert: Callable[[str], Any], kind: str, low: float, high: float) -> Callable[[str, str], Any]:
+    def parse(name: str, raw: str) -> Any:
         try:
-            value = int(raw)
+            value = convert(raw)
         except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+            raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
         if not low <= value <= high:
             raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
         return value
 
     return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str, str], int]:
+    return _ranged(int, "an integer", low, high)
 
 
 def _number(low: float, high: float) -> Callable[[str, str], float]:
-    def parse(name: str, raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-        return value
-
-    return parse
+    return _ranged(float, "a number", low, high)
 
 
 def _choice(*options: str) -> Callable[[str, str], str]:

@@ -1,7 +1,5 @@
 """Fixtures for tests that run the streamer against the real broker."""
 
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from streamer.admin import ensure_topics
 from streamer.kafka_local.broker import free_ports
 from streamer.settings import Settings
 from streamer.worker_process import WorkerProcess
+from tests.support.training import train_with_cli
 
 PARTITIONS = 3
 
@@ -21,29 +20,7 @@ def trained_model(tmp_path_factory) -> Path:
     """A small real GRU4Rec, trained by the project's own trainer on synthetic sessions."""
     folder = tmp_path_factory.mktemp("model")
     data = write_synthetic_sessions(folder / "train.tsv", n_items=200, n_sessions=1500)
-    out = folder / "artifact"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamer.cli",
-            "train",
-            "--data",
-            str(data),
-            "--preset",
-            "rsc15",
-            "--epochs",
-            "2",
-            "--hidden",
-            "32",
-            "--seed",
-            "1",
-            "--out",
-            str(out),
-        ],
-        check=True,
-    )
-    return out
+    return train_with_cli(data, folder / "artifact", "--epochs", "2", "--hidden", "32", "--seed", "1")
 
 
 @dataclass

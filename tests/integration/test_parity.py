@@ -2,8 +2,6 @@
 offline evaluator's Recall@20 and MRR@20 (within 0.5% relative): the stream applies the model
 exactly as it was evaluated."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from streamer.replay import read_events, replay
 from streamer.score_stream import next_items, score_lists
 from streamer.settings import Settings
 from tests.support.kafka_io import TopicReader
+from tests.support.training import train_with_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,26 +25,9 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rsc15-1
 def rsc15_model(tmp_path_factory) -> Path:
     if not (DATA / "train_full.tsv").is_file():
         pytest.skip(f"the rsc15-100k sample is not at {DATA}")
-    out = tmp_path_factory.mktemp("rsc15") / "model"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamer.cli",
-            "train",
-            "--data",
-            str(DATA / "train_full.tsv"),
-            "--preset",
-            "rsc15",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--out",
-            str(out),
-        ],
-        check=True,
+    return train_with_cli(
+        DATA / "train_full.tsv", tmp_path_factory.mktemp("rsc15") / "model", "--epochs", "1"
     )
-    return out
 
 
 def test_replayed_test_split_scores_like_the_offline_evaluator(kafka_bootstrap, streamer_setup, rsc15_model):
