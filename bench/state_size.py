@@ -18,8 +18,6 @@ import secrets
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from faust.stores.rocksdb import RocksDBOptions
 from kafka import KafkaConsumer, KafkaProducer
+from rocksdict import Rdict
 
 from models.data import read_events
 from schemas.events import Event
@@ -102,6 +101,10 @@ def rss_bytes(pid: int | str = "self") -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def sst_bytes(db: Rdict) -> int:
+    return db.property_int_value("rocksdb.live-sst-files-size")
+
+
 def disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -117,23 +120,25 @@ def rocksdb_figures(args: argparse.Namespace, all_sessions: list[list[str]], fol
     elapsed = time.monotonic() - started
     rss_written = rss_bytes()
     db.flush()
-    flushed = disk_bytes(folder)
+    flushed = sst_bytes(db)
     keys = [f"user-{u:08d}".encode() for u in range(args.users)]
     random.Random(1).shuffle(keys)
     for key in keys:
         db.get(key)  # a worker's per-event lookup, through the block cache
     rss_read = rss_bytes()
     db.compact_range(None, None)
-    compacted = disk_bytes(folder)
+    compacted = sst_bytes(db)
     db.close()
+    on_disk = disk_bytes(folder)
 
     def line(label: str, size: float, per_million: bool = True) -> None:
         scaled = f" -> {size * 1_000_000 / args.users / MB:8.1f} MB per million users" if per_million else ""
         print(f"  {label:<36} {size / MB:8.1f} MB{scaled}")
 
     print(f"RocksDB, {args.users} users ({writes} state writes in {elapsed:.1f} s), Faust's options:")
-    line("disk after flush", flushed)
-    line("disk after full compaction", compacted)
+    line("SST files after flush", flushed)
+    line("SST files after full compaction", compacted)
+    line("disk after close (SST, logs, manifest)", on_disk)
     line("memory after writes (memtables)", rss_written - rss_before, per_million=False)
     line("memory after reading every user", rss_read - rss_before)
 
@@ -144,7 +149,6 @@ def worker_figures(args: argparse.Namespace, folder: Path) -> None:
             os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or stack.enter_context(LocalBroker()).bootstrap_servers
         )
         app_id = f"bench-state-{secrets.token_hex(4)}"
-        (port,) = free_ports(1)
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "STREAMREC_APP_ID": app_id,
@@ -153,13 +157,13 @@ def worker_figures(args: argparse.Namespace, folder: Path) -> None:
             "STREAMREC_MODEL_UPDATES_TOPIC": f"{app_id}-model-updates",
             "STREAMREC_MODEL_PATH": str(args.worker_model.resolve()),
             "STREAMREC_DATA_DIR": str(folder / "worker"),
-            "STREAMREC_WEB_PORT": str(port),
+            "STREAMREC_WEB_PORT": str(free_ports(1)[0]),
         }
         settings = Settings.from_env(env)
         ensure_topics(settings)
         worker = WorkerProcess(env, folder / "worker.log").start()
         stack.callback(worker.stop)
-        wait_ready(port, worker)
+        worker.wait_ready(timeout_s=180)
         idle = rss_bytes(worker.pid)
 
         producer = KafkaProducer(linger_ms=20, **kafka_python_config(settings))
@@ -184,17 +188,6 @@ def worker_figures(args: argparse.Namespace, folder: Path) -> None:
     print(f"worker RSS (model {args.worker_model}):")
     print(f"  idle, model loaded, tables recovered: {idle / MB:8.1f} MB")
     print(f"  after {lists} users' first event:     {loaded / MB:8.1f} MB")
-
-
-def wait_ready(port: int, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and worker.alive():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise RuntimeError(f"the worker did not get ready:\n{worker.log_tail()}")
 
 
 def main() -> None:

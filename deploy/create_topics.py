@@ -13,7 +13,7 @@ Job, or by hand: ``python deploy/create_topics.py``.
 
 from kafka.admin import NewTopic
 
-from streamer.admin import _create_missing, ensure_model_updates_topic, ensure_topics
+from streamer.admin import create_missing_topics, ensure_model_updates_topic, ensure_topics
 from streamer.settings import Settings
 
 
@@ -34,7 +34,7 @@ def faust_topics(settings: Settings) -> list[NewTopic]:
 def main() -> None:
     settings = Settings.from_env()
     ensure_topics(settings)
-    _create_missing(settings, faust_topics(settings))
+    create_missing_topics(settings, faust_topics(settings))
     ensure_model_updates_topic(settings)
     print("streamrec topics are in place")
 

@@ -17,7 +17,7 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
     with ``STREAMREC_TOPIC_PARTITIONS`` partitions; raise if an existing one has another count."""
     names = settings.io_topics() if names is None else names
     specs = [NewTopic(n, settings.topic_partitions, settings.replication_factor) for n in names]
-    _create_missing(settings, specs)
+    create_missing_topics(settings, specs)
 
 
 def ensure_model_updates_topic(settings: Settings) -> None:
@@ -28,7 +28,7 @@ def ensure_model_updates_topic(settings: Settings) -> None:
         settings.replication_factor,
         topic_configs={"cleanup.policy": "compact"},
     )
-    _create_missing(settings, [spec])
+    create_missing_topics(settings, [spec])
 
 
 def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
@@ -45,7 +45,9 @@ def _admin(settings: Settings) -> Iterator[KafkaAdminClient]:
         admin.close()
 
 
-def _create_missing(settings: Settings, specs: list[NewTopic]) -> None:
+def create_missing_topics(settings: Settings, specs: list[NewTopic]) -> None:
+    """Create the topics of ``specs`` that do not exist; raise if an existing one has another
+    partition count than its spec."""
     with _admin(settings) as admin:
         existing = set(admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]

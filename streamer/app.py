@@ -3,7 +3,10 @@
 (see :mod:`streamer.settings`); a bad value stops the process here, before anything connects.
 """
 
+import logging
+import os
 import sys
+import threading
 
 import faust
 import torch
@@ -13,9 +16,28 @@ from streamer.logs import logging_config
 from streamer.settings import ConfigError, Settings
 
 
+class StreamrecApp(faust.App):
+    """A Faust app whose shutdown is bounded: Faust waits for the batch in flight and the producer
+    without limit, but a pod's grace period ends. Past the deadline the process exits non-zero;
+    that is safe, since user states record the offsets they applied."""
+
+    shutdown_timeout_s: float = 30.0
+
+    async def on_stop(self) -> None:
+        deadline = threading.Timer(self.shutdown_timeout_s, _exit_after_timeout, [self.shutdown_timeout_s])
+        deadline.daemon = True
+        deadline.start()
+        await super().on_stop()
+
+
+def _exit_after_timeout(timeout_s: float) -> None:
+    logging.getLogger(__name__).error("shutdown took longer than %ss; exiting now", timeout_s)
+    os._exit(70)
+
+
 def create_app(settings: Settings) -> faust.App:
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
-    return faust.App(
+    app = StreamrecApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
         store="rocksdb://",
@@ -34,6 +56,8 @@ def create_app(settings: Settings) -> faust.App:
         web_in_thread=False,
         logging_config=logging_config(settings.log_format, settings.log_level),
     )
+    app.shutdown_timeout_s = settings.shutdown_timeout_s
+    return app
 
 
 # Per-batch tensor work is small: one thread is several times faster than two on a busy 2-core

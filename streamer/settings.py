@@ -264,6 +264,12 @@ SETTINGS: dict[str, Setting] = {
             _integer(1, 65535),
             "retrainer: HTTP port of its Prometheus /metrics",
         ),
+        Setting(
+            "STREAMREC_SHUTDOWN_TIMEOUT_S",
+            "30",
+            _number(1, 3600),
+            "after SIGTERM the worker flushes, commits and closes within this, else exits non-zero",
+        ),
         Setting("STREAMREC_WEB_PORT", "6066", _integer(1, 65535), "HTTP port for health and metrics"),
         Setting("STREAMREC_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "log level"),
         Setting("STREAMREC_LOG_FORMAT", "text", _choice("text", "json"), "text, or one JSON object per line"),
@@ -309,6 +315,7 @@ class Settings:
     retrain_holdout: float
     retrain_margin: float
     retrainer_metrics_port: int
+    shutdown_timeout_s: float
     web_port: int
     log_level: str
     log_format: str

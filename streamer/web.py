@@ -3,7 +3,7 @@
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamer.agents import models
+from streamer import agents
 from streamer.app import app
 from streamer.metrics import REGISTRY, TABLES_RECOVERED
 
@@ -12,7 +12,7 @@ def readiness() -> dict[str, bool]:
     """What readiness needs: a model to serve and table state fully recovered from the changelog."""
     recovered = app.tables.recovery.completed.is_set() and not app.in_recovery and not app.rebalancing
     TABLES_RECOVERED.set(1 if recovered else 0)
-    return {"model_loaded": models.holder.version is not None, "tables_recovered": recovered}
+    return {"model_loaded": agents.models.holder.version is not None, "tables_recovered": recovered}
 
 
 @app.page("/healthz")
@@ -25,7 +25,8 @@ async def readyz(web: faust.web.Web, request: faust.web.Request) -> faust.web.Re
     checks = readiness()
     ready = all(checks.values())
     return web.json(
-        {"ready": ready, "model_version": models.holder.version, **checks}, status=200 if ready else 503
+        {"ready": ready, "model_version": agents.models.holder.version, **checks},
+        status=200 if ready else 503,
     )
 
 
