@@ -7,9 +7,12 @@ lists; a crash after it finds the events already applied (per-user offsets) and 
 """
 
 import asyncio
+import logging
 import time
+from collections import Counter
 
 import faust
+from faust.types import TP
 
 from streamer.app import app, settings
 from streamer.engine import BatchResult
@@ -19,11 +22,13 @@ from streamer.metrics import (
     DUPLICATES,
     END_TO_END_LATENCY,
     EVENTS_IN,
+    FETCH_GAPS,
     LISTS_OUT,
     NEW_SESSIONS,
     REENCODED,
 )
 from streamer.model_swap import ModelFeed
+from streamer.offsets import OffsetGuard
 from streamer.records import InputRecord, ParsedEvent, parse_record
 from streamer.tables import UserStateTable
 from streamer.topics import declare_topics
@@ -32,6 +37,8 @@ topics = declare_topics(app, settings)
 user_states = UserStateTable(app, settings)
 models = ModelFeed(settings)
 topic_kinds = settings.topic_kinds()
+offset_guard = OffsetGuard()
+log = logging.getLogger(__name__)
 
 
 @app.on_worker_init.connect
@@ -40,6 +47,11 @@ def load_first_model(sender: faust.App, **kwargs: object) -> None:
     # Faust sends this signal twice when started through app.main(); load once.
     if models.holder.version is None:
         models.load_initial()
+
+
+@app.on_partitions_revoked.connect
+async def forget_revoked(sender: faust.App, revoked: set[TP], **kwargs: object) -> None:
+    offset_guard.forget((tp.topic, tp.partition) for tp in revoked)
 
 
 @app.task
@@ -53,21 +65,36 @@ async def apply_events(stream: faust.StreamT) -> None:
         await process_batch(batch)
 
 
+async def in_partition_order(batch: list[faust.EventT]) -> list[faust.EventT]:
+    """The events of ``batch`` that follow their partition's previous one (see streamer.offsets);
+    where a partition jumped ahead, seek back so the skipped events are fetched again."""
+    accepted, gaps = offset_guard.split([event.message for event in batch])
+    for (topic, partition), offset in gaps.items():
+        log.warning("%s[%d] jumped past offset %d; seeking back to it", topic, partition, offset)
+        FETCH_GAPS.inc()
+        await app.consumer.seek(TP(topic, partition), offset)
+    return batch if len(accepted) == len(batch) else [batch[i] for i in accepted]
+
+
 async def process_batch(batch: list[faust.EventT]) -> None:
+    batch = await in_partition_order(batch)
     BATCH_SIZE.observe(len(batch))
     now = time.time()
     parsed: list[ParsedEvent] = []
     dead_letters = []
     event_of_user: dict[str, faust.EventT] = {}
+    per_topic: Counter[str] = Counter()
     for event in batch:
         record = to_record(event)
-        EVENTS_IN.labels(record.topic).inc()
+        per_topic[record.topic] += 1
         outcome = parse_record(record, topic_kinds[record.topic], now, settings.max_future_skew_s)
         if isinstance(outcome, ParsedEvent):
             parsed.append(outcome)
             event_of_user[outcome.event.user_id] = event
         else:
             dead_letters.append(outcome)
+    for topic, count in per_topic.items():  # one counter update per topic, not per event
+        EVENTS_IN.labels(topic).inc(count)
 
     states = {user: user_states.get(user, event) for user, event in event_of_user.items()}
     result = models.holder.for_next_batch().apply(parsed, states)
@@ -83,9 +110,14 @@ def to_record(event: faust.EventT) -> InputRecord:
 
 async def publish(result: BatchResult, dead_letters: list, batch: list[faust.EventT]) -> None:
     """Send lists and dead letters, and return once Kafka has acknowledged all of them."""
-    pending = []
-    for rec in result.recommendations:
-        pending.append(await topics.recommendations.send(key=rec.user_id.encode(), value=rec.to_bytes()))
+    # Lists go straight to the app's producer (the same Kafka producer Faust's Topic.send ends in):
+    # Faust's per-message wrapping costs more than encoding the list.
+    producer = await app.maybe_start_producer()
+    lists_topic = topics.recommendations.get_topic_name()
+    pending = [
+        await producer.send(lists_topic, rec.user_id.encode(), value, None, None, None)
+        for rec, value in zip(result.recommendations, result.encoded, strict=True)
+    ]
     for letter in [*dead_letters, *result.dead_letters]:
         pending.append(await topics.dead_letters.send(key=letter.original_key, value=letter.to_bytes()))
         DEAD_LETTERS.labels(letter.reason).inc()

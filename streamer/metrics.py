@@ -40,3 +40,8 @@ MODEL_SWAP_REFUSED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+FETCH_GAPS = Counter(
+    "streamrec_fetch_gaps",
+    "Times a partition jumped past unseen offsets (a rebalance dropped fetched records) and was re-read",
+    registry=REGISTRY,
+)
