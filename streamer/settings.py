@@ -167,6 +167,18 @@ SETTINGS: dict[str, Setting] = {
             "most recent items kept per user, used to re-encode the state under new weights",
         ),
         Setting(
+            "STREAMREC_ROCKSDB_BLOCK_CACHE_MB",
+            "128",
+            _integer(1, 1_000_000),
+            "RocksDB read cache per state partition on this worker",
+        ),
+        Setting(
+            "STREAMREC_ROCKSDB_WRITE_BUFFER_MB",
+            "64",
+            _integer(1, 100_000),
+            "RocksDB write buffer per state partition (up to 3 are kept in memory)",
+        ),
+        Setting(
             "STREAMREC_MAX_FUTURE_SKEW_S",
             "3600",
             _number(0, 365 * 86400),
@@ -297,6 +309,8 @@ class Settings:
     session_mode: str
     session_gap_s: float
     recent_items: int
+    rocksdb_block_cache_mb: int
+    rocksdb_write_buffer_mb: int
     max_future_skew_s: float
     replication_factor: int
     standby_replicas: int

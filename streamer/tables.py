@@ -35,7 +35,11 @@ class UserStateTable:
             key_type=bytes,
             value_type=bytes,
             partitions=settings.topic_partitions,
-            options={"driver": "rocksdict"},
+            options={
+                "driver": "rocksdict",
+                "block_cache_size": settings.rocksdb_block_cache_mb << 20,
+                "write_buffer_size": settings.rocksdb_write_buffer_mb << 20,
+            },
             help="GRU hidden state, recent items and applied offsets per user",
         )
         self.corrupt_states = 0
