@@ -34,5 +34,8 @@ lint: $(INSTALLED)
 bench-train: $(INSTALLED)  ## model accuracy and training speed on rsc15-100k
 	$(PY) bench/train_benchmark.py
 
+bench-stream: setup  ## streaming throughput and latency vs the bare model and a bare Kafka pipe (~10 min)
+	$(PY) -m bench.stream_benchmark
+
 clean:
 	rm -rf var .pytest_cache

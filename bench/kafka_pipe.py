@@ -50,7 +50,9 @@ async def pipe(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("bootstrap")
     parser.add_argument("inputs", nargs=2, metavar="INPUT", help="the click and buy topics")
     parser.add_argument("output")

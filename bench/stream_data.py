@@ -80,7 +80,9 @@ def read_sessions(path: Path) -> list[Session]:
     return [(sid, sorted(events, key=lambda e: e[1])) for sid, events in sessions.items()]
 
 
-def interleave(sessions: list[Session], count: int, users: int, seed: int) -> Iterator[tuple[str, str, float]]:
+def interleave(
+    sessions: list[Session], count: int, users: int, seed: int
+) -> Iterator[tuple[str, str, float]]:
     """``count`` events (user suffix, item id, time) from a pool of ``users`` concurrently open sessions.
     The session list is cycled; each pass gets its own user suffix, so users never repeat."""
     rng = random.Random(seed)

@@ -9,7 +9,7 @@ learns from each send's acknowledgement. Both clocks are this machine's.
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.stream_data import EventMessage
 
 Position = tuple[str, int, int]  # (topic, partition, offset)
-Action = tuple[float, Callable[[], Awaitable[None]]]  # (seconds after the start, what to do)
+# (seconds after the start, what to do with the run's producer)
+Action = tuple[float, Callable[[AIOKafkaProducer], Awaitable[None]]]
 
 
 @dataclass
@@ -54,16 +55,20 @@ def source_of(value: bytes) -> tuple[Position, str]:
     return (source["topic"], source["partition"], source["offset"]), version
 
 
-async def run_load(spec: RunSpec, events: list[EventMessage], actions: list[tuple[str, Action]] = ()) -> Samples:
+async def run_load(
+    spec: RunSpec, events: list[EventMessage], actions: Sequence[tuple[str, Action]] = ()
+) -> Samples:
+    """Produce ``events``, collect the lists they trigger until all arrived or ``spec.timeout_s``
+    passed after the last send, and pair lists with events."""
     samples = Samples(spec.rate)
+    received: dict[Position, tuple[int, str]] = {}
     consumer = await _lists_consumer(spec)
     producer = AIOKafkaProducer(bootstrap_servers=spec.bootstrap, acks="all", linger_ms=0)
     await producer.start()
-    received: dict[Position, tuple[int, str]] = {}
+    reader = asyncio.create_task(_read(consumer, received, samples))
     try:
-        reader = asyncio.create_task(_read(consumer, received, samples))
         sent_at = await _produce(producer, spec, events, samples, actions)
-        await _wait_for(reader, received, len(events), spec)
+        await _wait_for(reader, received, sent_at, spec)
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
@@ -91,7 +96,7 @@ async def _produce(
     spec: RunSpec,
     events: list[EventMessage],
     samples: Samples,
-    actions: list[tuple[str, Action]],
+    actions: Sequence[tuple[str, Action]],
 ) -> dict[Position, int]:
     """Send ``events`` paced at ``spec.rate``; run each action when its time comes; return position ->
     event CreateTime for every acknowledged event."""
@@ -115,7 +120,7 @@ async def _produce(
                 await asyncio.sleep(0)  # let the reader run
         while todo and now - start >= todo[0][1][0]:
             name, (_, act) = todo.pop(0)
-            await act()
+            await act(producer)
             samples.actions_ms[name] = int(time.time() * 1000)
         if now >= progress_at:
             progress_at += 2.0
@@ -125,13 +130,15 @@ async def _produce(
     samples.sent = n
     samples.send_seconds = time.monotonic() - start
     for name, (_, act) in todo:  # actions scheduled after the last event still happen
-        await act()
+        await act(producer)
         samples.actions_ms[name] = int(time.time() * 1000)
     results = await asyncio.gather(*(f for f, _ in pending))
     return {(r.topic, r.partition, r.offset): stamp for r, (_, stamp) in zip(results, pending, strict=True)}
 
 
-async def _read(consumer: AIOKafkaConsumer, received: dict[Position, tuple[int, str]], samples: Samples) -> None:
+async def _read(
+    consumer: AIOKafkaConsumer, received: dict[Position, tuple[int, str]], samples: Samples
+) -> None:
     while True:
         batches = await consumer.getmany(timeout_ms=100, max_records=5000)
         for records in batches.values():
@@ -143,15 +150,21 @@ async def _read(consumer: AIOKafkaConsumer, received: dict[Position, tuple[int, 
 
 
 async def _wait_for(
-    reader: asyncio.Task, received: dict[Position, tuple[int, str]], expected: int, spec: RunSpec
+    reader: asyncio.Task,
+    received: dict[Position, tuple[int, str]],
+    sent_at: dict[Position, int],
+    spec: RunSpec,
 ) -> None:
+    """Until every sent event has its list, the reader failed, or ``spec.timeout_s`` passed."""
     deadline = time.monotonic() + spec.timeout_s
     progress_at = time.monotonic() + 2.0
-    while len(received) < expected and time.monotonic() < deadline and not reader.done():
+    missing = len(sent_at)
+    while missing and time.monotonic() < deadline and not reader.done():
         await asyncio.sleep(0.05)
+        missing = sum(1 for position in sent_at if position not in received)
         if time.monotonic() >= progress_at:
             progress_at += 2.0
-            print(f"    {spec.label} lists {len(received)}/{expected}", flush=True)
+            print(f"    {spec.label} lists {len(sent_at) - missing}/{len(sent_at)}", flush=True)
     if reader.done():
         reader.result()  # re-raise what stopped it
 

@@ -8,8 +8,11 @@ the j-th event of every user who has one, so each wave is one batched GRU step a
 top-K, and a batch costs as many tensor operations as its busiest user has events (usually one).
 """
 
+import json
+import math
 import time
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 
 import numpy as np
 import torch
@@ -34,6 +37,7 @@ class ServingPolicy:
 @dataclass
 class BatchResult:
     recommendations: list[Recommendation] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)  # each list's to_bytes(), same order
     states: dict[str, UserState] = field(default_factory=dict)  # users whose state changed
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0  # redelivered events that were applied before and were skipped
@@ -51,12 +55,14 @@ class Recommender:
         self._model = artifact.model
         # An excluded item must not come back with a -inf score when k covers the whole catalog.
         self._k = min(policy.top_k, artifact.model.n_items - int(policy.exclude_current_item))
+        self._encoder = ListEncoder()
 
     def apply(self, events: list[ParsedEvent], states: dict[str, UserState | None]) -> BatchResult:
         """Apply ``events`` (in consumption order) on top of ``states`` (user id -> stored state)."""
         result = BatchResult()
         pending: dict[str, list[ParsedEvent]] = {}
         working: dict[str, UserState] = {}
+        stale: list[str] = []
         for parsed in events:
             user = parsed.event.user_id
             state = working.get(user) or states.get(user)
@@ -68,12 +74,18 @@ class Recommender:
                 result.dead_letters.append(dead_letter(parsed.record, "unknown_item", reason, time.time()))
                 continue
             if user not in working:
-                working[user], reencoded = self._current_state(state)
-                result.reencoded += reencoded
+                working[user], is_stale = self._current_state(state)
+                if is_stale:
+                    stale.append(user)
             pending.setdefault(user, []).append(parsed)
             # Mark as applied now so a duplicate later in the same batch is skipped too.
             working[user].applied[parsed.record.topic] = parsed.record.offset
 
+        if stale:  # states another model wrote: re-encoded together, one batched step per position
+            histories = [(working[user].recent_items, working[user].recent_types) for user in stale]
+            for user, hidden in zip(stale, self.reencode_many(histories), strict=True):
+                working[user].hidden = hidden
+            result.reencoded += len(stale)
         wave = 0
         while True:
             rows = [(user, evs[wave]) for user, evs in pending.items() if len(evs) > wave]
@@ -84,26 +96,42 @@ class Recommender:
         result.states = {user: working[user] for user in pending}
         return result
 
-    def _current_state(self, stored: UserState | None) -> tuple[UserState, int]:
-        """A working copy of ``stored`` valid for this model; re-encoded if another model wrote it."""
+    def _current_state(self, stored: UserState | None) -> tuple[UserState, bool]:
+        """A working copy of ``stored`` for this model, and whether another model wrote it (then its
+        hidden state still has to be re-encoded from its recent items)."""
         if stored is None:
-            return UserState(hidden=self._zero_hidden(), model_version=self.version), 0
+            return UserState(hidden=self._zero_hidden(), model_version=self.version), False
         state = UserState(**{**stored.__dict__, "applied": dict(stored.applied)})
         if stored.model_version == self.version:
-            return state, 0
-        state.hidden = self.reencode(stored.recent_items, stored.recent_types)
+            return state, False
         state.model_version = self.version
-        return state, 1
+        return state, True
 
     def reencode(self, item_ids: list[str], event_types: list[int]) -> np.ndarray:
         """The hidden state this model reaches from zero over the known items of ``item_ids``."""
+        return self.reencode_many([(item_ids, event_types)])[0]
+
+    def reencode_many(self, histories: list[tuple[list[str], list[int]]]) -> list[np.ndarray]:
+        """:meth:`reencode` for several (item ids, event types) histories at once: position j of every
+        history long enough is one batched GRU step."""
         index = self.artifact.item_index
-        known = [(index[i], t) for i, t in zip(item_ids, event_types, strict=True) if i in index]
-        if not known:
-            return self._zero_hidden()
-        items, types = zip(*known, strict=True)
-        hidden = self._model.encode(torch.tensor(items), torch.tensor(types))
-        return hidden.numpy().astype(np.float32, copy=True)
+        known = [
+            [(index[i], t) for i, t in zip(items, types, strict=True) if i in index]
+            for items, types in histories
+        ]
+        longest_first = sorted((n for n in range(len(known)) if known[n]), key=lambda n: -len(known[n]))
+        hiddens = [self._zero_hidden() for _ in known]
+        if not longest_first:
+            return hiddens
+        with torch.inference_mode():
+            hidden = self._model.zero_state(len(longest_first))
+            for position in range(len(known[longest_first[0]])):
+                rows = [known[n][position] for n in longest_first if len(known[n]) > position]  # a prefix
+                items, types = torch.tensor(rows).T
+                hidden[: len(rows)] = self._model.step(hidden[: len(rows)], items, types)
+        for row, n in enumerate(longest_first):
+            hiddens[n] = hidden[row].numpy().astype(np.float32, copy=True)
+        return hiddens
 
     def _zero_hidden(self) -> np.ndarray:
         return np.zeros(self._model.state_shape, dtype=np.float32)
@@ -124,9 +152,14 @@ class Recommender:
         scores, top = self._model.top_k(hidden, self._k, exclude)
         hidden_np = hidden.numpy()
         produced_at = time.time()
-        for row, (user, parsed) in enumerate(rows):
-            self._record(working[user], parsed, hidden_np[row])
-            result.recommendations.append(self._recommendation(parsed, scores[row], top[row], produced_at))
+        # One conversion per wave, not per row: .tolist() on the whole [B, k] result is far cheaper.
+        for (user, parsed), row_hidden, row_scores, row_top in zip(
+            rows, hidden_np, scores.tolist(), top.tolist(), strict=True
+        ):
+            self._record(working[user], parsed, row_hidden)
+            recommendation = self._recommendation(parsed, row_scores, row_top, produced_at)
+            result.recommendations.append(recommendation)
+            result.encoded.append(self._encoder.encode(recommendation))
 
     def _starts_new_session(self, state: UserState, parsed: ParsedEvent) -> bool:
         policy = self.policy
@@ -144,14 +177,13 @@ class Recommender:
         state.events_seen += 1
 
     def _recommendation(
-        self, parsed: ParsedEvent, scores: torch.Tensor, top: torch.Tensor, produced_at: float
+        self, parsed: ParsedEvent, scores: list[float], top: list[int], produced_at: float
     ) -> Recommendation:
         item_ids = self.artifact.item_ids
-        items = tuple(RankedItem(item_ids[i], s) for i, s in zip(top.tolist(), scores.tolist(), strict=True))
         event = parsed.event
         return Recommendation(
             user_id=event.user_id,
-            items=items,
+            items=tuple(map(RankedItem, [item_ids[i] for i in top], scores)),
             model_version=self.version,
             event_id=event.event_id,
             event_time=event.event_time,
@@ -164,3 +196,41 @@ def _reset_session(state: UserState, zero: np.ndarray) -> None:
     state.hidden = zero
     state.recent_items = []
     state.recent_types = []
+
+
+class ListEncoder:
+    """``Recommendation.to_bytes()``, byte for byte, faster: the JSON of each item's id is built once
+    (on its first list), and the fields are joined by hand in the schema's order and spelling
+    (``json.dumps`` with compact separators, ``ensure_ascii=False``; scores rounded to 6 places)."""
+
+    def __init__(self) -> None:
+        self._item_heads: dict[str, str] = {}  # filled as items get recommended, not all up front
+
+    def encode(self, rec: Recommendation) -> bytes:
+        heads = self._item_heads
+        parts = []
+        for item in rec.items:
+            head = heads.get(item.item_id)
+            if head is None:
+                head = heads[item.item_id] = '{"item_id":' + encode_basestring(item.item_id) + ',"score":'
+            parts.append(head + _number(round(item.score, 6)) + "}")
+        items = ",".join(parts)
+        source = rec.source
+        return (
+            f'{{"user_id":{encode_basestring(rec.user_id)},"items":[{items}],'
+            f'"model_version":{encode_basestring(rec.model_version)},'
+            f'"event_id":{encode_basestring(rec.event_id)},"event_time":{_number(rec.event_time)},'
+            f'"produced_at":{_number(rec.produced_at)},"source":{{"topic":{encode_basestring(source.topic)},'
+            f'"partition":{_number(source.partition)},"offset":{_number(source.offset)}}}}}'
+        ).encode()
+
+
+def _number(value: float | int) -> str:
+    """A number as ``json.dumps`` writes it (its float repr, NaN and +-Infinity included)."""
+    if value.__class__ is float:
+        if math.isfinite(value):
+            return repr(value)
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if value.__class__ is int:
+        return repr(value)
+    return json.dumps(value)

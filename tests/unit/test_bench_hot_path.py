@@ -1,0 +1,88 @@
+"""The hot-path shortcuts the streaming benchmark led to give exactly what the plain code gives."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from models.artifact import ModelArtifact
+from models.model import GRU4Rec, ModelConfig
+from schemas.events import Event, EventType
+from schemas.recommendations import RankedItem, Recommendation, SourcePosition
+from streamer.engine import ListEncoder, Recommender, ServingPolicy
+from streamer.records import InputRecord, ParsedEvent
+
+ODD_IDS = ["plain", 'quo"te', "back\\slash", "new\nline", "tab\t", "é-ü", "日本", "🙂", "\x01ctl", "\u2028"]
+
+
+def artifact(item_ids: list[str]) -> ModelArtifact:
+    model = GRU4Rec(ModelConfig(n_items=len(item_ids), hidden=8), generator=torch.Generator().manual_seed(3))
+    model.eval()
+    return ModelArtifact(
+        model=model,
+        item_ids=item_ids,
+        item_index={item: i for i, item in enumerate(item_ids)},
+        version="v-1",
+        config={},
+        metrics={},
+        data_fingerprint="test",
+        checksum="0" * 64,
+    )
+
+
+def test_engine_lists_are_encoded_as_recommendation_to_bytes_encodes_them():
+    item_ids = ODD_IDS + [str(214536500 + i) for i in range(40)]
+    recommender = Recommender(artifact(item_ids), ServingPolicy(top_k=len(item_ids)))
+    events = []
+    for n in range(60):
+        user = ["u", 'q"u', "ü-user", "🙂"][n % 4]
+        event = Event(
+            f"e-{n}", user, item_ids[n % len(item_ids)], 1.7e9 + n / 7, EventType(n % 3), f"s{n % 4}"
+        )
+        events.append(ParsedEvent(event, InputRecord(["click", "b\\uy"][n % 2], n % 3, n, None, b"")))
+    result = recommender.apply(events, {})
+    assert len(result.encoded) == len(result.recommendations) == 60
+    assert result.encoded == [rec.to_bytes() for rec in result.recommendations]
+
+
+@pytest.mark.parametrize(
+    "score", [0.0, -0.0, 1.5, -3.25e-7, 1e-300, 1e22, 123456.7890123, math.inf, -math.inf, math.nan]
+)
+@pytest.mark.parametrize("event_time", [1.7e9, 1700000000, 1.5])
+def test_any_number_is_written_as_json_dumps_writes_it(score, event_time):
+    rec = Recommendation(
+        user_id="u",
+        items=(RankedItem("a", score), RankedItem("not-in-catalog", 2.0 / 3.0)),
+        model_version="v",
+        event_id="e",
+        event_time=event_time,
+        produced_at=1763797080.123456,
+        source=SourcePosition("click", 0, 2**40),
+    )
+    assert ListEncoder().encode(rec) == rec.to_bytes()
+
+
+def test_batched_reencoding_matches_encoding_each_history_alone():
+    item_ids = [f"i{n}" for n in range(30)]
+    art = artifact(item_ids)
+    recommender = Recommender(art, ServingPolicy())
+    histories = [
+        (["i1", "i2", "i3"], [0, 1, 0]),
+        ([], []),
+        (["gone", "i4"], [0, 2]),  # unknown items are skipped
+        (["gone"], [0]),
+        ([f"i{n % 30}" for n in range(17)], [n % 3 for n in range(17)]),
+        (["i9"], [1]),
+    ]
+    together = recommender.reencode_many(histories)
+    for (items, types), hidden in zip(histories, together, strict=True):
+        known = [(art.item_index[i], t) for i, t in zip(items, types, strict=True) if i in art.item_index]
+        if known:
+            expected = art.model.encode(
+                torch.tensor([i for i, _ in known]), torch.tensor([t for _, t in known])
+            )
+        else:
+            expected = torch.zeros(art.model.state_shape)
+        assert hidden.dtype == np.float32 and hidden.shape == art.model.state_shape
+        np.testing.assert_allclose(hidden, expected.numpy(), atol=1e-6, rtol=0)
