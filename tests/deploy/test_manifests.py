@@ -8,6 +8,7 @@ patches); anything else in a kustomization.yaml fails the render rather than bei
 
 import copy
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from faust.types.settings import Settings as FaustSettings
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource
 
 from streamer.cli import COMMANDS
 from streamer.settings import SETTINGS, Settings
@@ -391,9 +394,6 @@ def test_the_topics_job_creates_faust_internal_topics_under_faust_names():
 def test_the_topics_job_creates_every_topic_with_its_partitions_and_policy(
     kafka_bootstrap, unique_name, monkeypatch
 ):
-    from kafka import KafkaAdminClient
-    from kafka.admin import ConfigResource
-
     app_id = unique_name("topics")
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -423,13 +423,23 @@ def test_the_topics_job_creates_every_topic_with_its_partitions_and_policy(
     }
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap.split(","))
     try:
-        partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(expected))}
-        resources = [ConfigResource("topic", name, ["cleanup.policy"]) for name in expected]
-        configs = admin.describe_configs(resources, config_filter="all")["topic"]
+        # Just after creation the broker may describe a topic before all of it is known: poll.
+        deadline = time.monotonic() + 30
+        while (got := described_topics(admin, list(expected))) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)  # poll interval
     finally:
         admin.close()
-    got = {name: (partitions[name], configs[name]["cleanup.policy"]["value"]) for name in expected}
     assert got == expected
+
+
+def described_topics(admin: KafkaAdminClient, names: list[str]) -> dict[str, tuple[int, str | None]]:
+    partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+    resources = [ConfigResource("topic", name, ["cleanup.policy"]) for name in names]
+    configs = admin.describe_configs(resources, config_filter="all")["topic"]
+    return {
+        name: (partitions.get(name, 0), configs.get(name, {}).get("cleanup.policy", {}).get("value"))
+        for name in names
+    }
 
 
 # --- Dockerfile and compose ------------------------------------------------------------------------
