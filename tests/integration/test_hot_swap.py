@@ -90,7 +90,8 @@ def test_a_promoted_model_is_swapped_in_while_events_flow(kafka_bootstrap, strea
         producer.join()
         newest = max(r.model_version for r in lists)  # versions start with their UTC timestamp
         assert newest != old.version, "no model was promoted while events flowed"
-        wait_for(lambda: all(served_version(w) == newest for w in workers), what="every worker to switch")
+        # A promotion after the last event is staged but has no batch to run yet: at least `newest`.
+        wait_for(lambda: all(served_version(w) >= newest for w in workers), what="every worker to switch")
     finally:
         assert retrainer.stop() == 0, retrainer.log_tail()
         for worker in workers:
