@@ -6,6 +6,8 @@ import sys
 from streamer.cli import command_summary
 from streamer.settings import SETTINGS
 
+FAUST_LOG_LEVELS = {"warning": "warn"}
+
 
 def register(subparsers: argparse._SubParsersAction, name: str) -> None:
     settings_help = "\n".join(f"  {s.env:<34} {s.help} (default: {s.default})" for s in SETTINGS.values())
@@ -25,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from streamer.app import app, settings
 
-    sys.argv = ["streamrec worker", "worker", "--loglevel", args.loglevel or settings.log_level]
+    level = args.loglevel or settings.log_level
+    # Faust's worker command spells the levels its own way.
+    sys.argv = ["streamrec worker", "worker", "--loglevel", FAUST_LOG_LEVELS.get(level, level)]
     app.main()
     return 0
