@@ -57,12 +57,12 @@ FULL = dict(
     refine_steps=2,
 )
 QUICK = dict(
-    run_seconds=4,
-    unpaced_events=8_000,
-    naive_events=1_500,
+    run_seconds=3,
+    unpaced_events=6_000,
+    naive_events=1_000,
     model_seconds=2,
-    swap_seconds=10,
-    settle_seconds=2,
+    swap_seconds=8,
+    settle_seconds=1,
     refine_steps=1,
 )
 

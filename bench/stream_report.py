@@ -65,8 +65,12 @@ def catalog_rows(catalog: dict) -> list[str]:
         rows.append(run_row("streamer at half sustained", streamer["half"]))
     swap = streamer.get("swap")
     if swap and swap.get("steady"):
-        rows.append(run_row("  swap run: steady state", {**swap["run"], "latency": swap["steady"]}))
-        rows.append(run_row("  swap run: swap window", {**swap["run"], "latency": swap["window"]}))
+        rows.append(
+            run_row("  swap run: steady state", {**swap["run"], "latency": swap["steady"], "kept_up": None})
+        )
+        rows.append(
+            run_row("  swap run: swap window", {**swap["run"], "latency": swap["window"], "kept_up": None})
+        )
     return rows
 
 
