@@ -107,13 +107,9 @@ class Recommender:
         state.model_version = self.version
         return state, True
 
-    def reencode(self, item_ids: list[str], event_types: list[int]) -> np.ndarray:
-        """The hidden state this model reaches from zero over the known items of ``item_ids``."""
-        return self.reencode_many([(item_ids, event_types)])[0]
-
     def reencode_many(self, histories: list[tuple[list[str], list[int]]]) -> list[np.ndarray]:
-        """:meth:`reencode` for several (item ids, event types) histories at once: position j of every
-        history long enough is one batched GRU step."""
+        """The hidden states this model reaches from zero over the known items of each (item ids,
+        event types) history; position j of every history long enough is one batched GRU step."""
         index = self.artifact.item_index
         known = [
             [(index[i], t) for i, t in zip(items, types, strict=True) if i in index]
