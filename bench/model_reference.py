@@ -72,8 +72,8 @@ def _apply_rate(
         result = recommender.apply(chunk, {p.event.user_id: states.get(p.event.user_id) for p in chunk})
         states.update(result.states)
         done += len(chunk)
-        if not list_bytes and result.recommendations:
-            list_bytes = len(result.recommendations[0].to_bytes())
+        if not list_bytes and result.lists:
+            list_bytes = len(result.lists[0][1])
         if time.perf_counter() - started > seconds:
             break
     return done / (time.perf_counter() - started), list_bytes

@@ -29,6 +29,7 @@ from streamer.metrics import (
 )
 from streamer.model_swap import ModelFeed
 from streamer.offsets import OffsetGuard
+from streamer.producing import kafka_producer, partitioner, send_records
 from streamer.records import InputRecord, ParsedEvent, parse_record
 from streamer.tables import UserStateTable
 from streamer.topics import declare_topics
@@ -82,7 +83,7 @@ async def process_batch(batch: list[faust.EventT]) -> None:
     now = time.time()
     parsed: list[ParsedEvent] = []
     dead_letters = []
-    event_of_user: dict[str, faust.EventT] = {}
+    partition_of_user: dict[str, int] = {}  # the table partition: that of the user's events
     per_topic: Counter[str] = Counter()
     for event in batch:
         record = to_record(event)
@@ -90,17 +91,16 @@ async def process_batch(batch: list[faust.EventT]) -> None:
         outcome = parse_record(record, topic_kinds[record.topic], now, settings.max_future_skew_s)
         if isinstance(outcome, ParsedEvent):
             parsed.append(outcome)
-            event_of_user[outcome.event.user_id] = event
+            partition_of_user[outcome.event.user_id] = record.partition
         else:
             dead_letters.append(outcome)
     for topic, count in per_topic.items():  # one counter update per topic, not per event
         EVENTS_IN.labels(topic).inc(count)
 
-    states = {user: user_states.get(user, event) for user, event in event_of_user.items()}
+    states = user_states.read(partition_of_user)
     result = models.holder.for_next_batch().apply(parsed, states)
     await publish(result, dead_letters, batch)
-    for user, state in result.states.items():
-        user_states.put(user, state, event_of_user[user])
+    await user_states.write(result.states, partition_of_user)
 
 
 def to_record(event: faust.EventT) -> InputRecord:
@@ -110,14 +110,12 @@ def to_record(event: faust.EventT) -> InputRecord:
 
 async def publish(result: BatchResult, dead_letters: list, batch: list[faust.EventT]) -> None:
     """Send lists and dead letters, and return once Kafka has acknowledged all of them."""
-    # Lists go straight to the app's producer (the same Kafka producer Faust's Topic.send ends in):
-    # Faust's per-message wrapping costs more than encoding the list.
-    producer = await app.maybe_start_producer()
+    producer = await kafka_producer(app)
     lists_topic = topics.recommendations.get_topic_name()
-    pending = [
-        await producer.send(lists_topic, rec.user_id.encode(), value, None, None, None)
-        for rec, value in zip(result.recommendations, result.encoded, strict=True)
-    ]
+    partition_of = await partitioner(producer, lists_topic)
+    keys = [user.encode() for user, _ in result.lists]
+    lists = [(partition_of(key), key, value) for key, (_, value) in zip(keys, result.lists, strict=True)]
+    pending = [batch.future for batch in await send_records(producer, lists_topic, lists)]
     for letter in [*dead_letters, *result.dead_letters]:
         pending.append(await topics.dead_letters.send(key=letter.original_key, value=letter.to_bytes()))
         DEAD_LETTERS.labels(letter.reason).inc()
@@ -126,7 +124,7 @@ async def publish(result: BatchResult, dead_letters: list, batch: list[faust.Eve
     acked_at = time.time()
     for event in batch:
         END_TO_END_LATENCY.observe(max(0.0, acked_at - event.message.timestamp))
-    LISTS_OUT.inc(len(result.recommendations))
+    LISTS_OUT.inc(len(result.lists))
     DUPLICATES.inc(result.duplicates)
     REENCODED.inc(result.reencoded)
     NEW_SESSIONS.inc(result.new_sessions)

@@ -50,6 +50,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.kafka_session_timeout_s,
         key_serializer="raw",
         value_serializer="raw",
+        # A micro-batch sends its lists and changelog records as one record batch per partition
+        # (streamer.producing); Kafka's default 16 KiB would split a batch of ~1 KB lists into many.
+        producer_max_batch_size=256 << 10,
         # A new deployment starts from the oldest retained event rather than skipping the backlog.
         consumer_auto_offset_reset="earliest",
         web_port=settings.web_port,

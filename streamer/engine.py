@@ -11,6 +11,7 @@ top-K, and a batch costs as many tensor operations as its busiest user has event
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 
@@ -19,7 +20,7 @@ import torch
 
 from models.artifact import ModelArtifact
 from schemas.dead_letters import DeadLetter
-from schemas.recommendations import RankedItem, Recommendation
+from schemas.recommendations import Recommendation
 from streamer.records import ParsedEvent, dead_letter
 from streamer.sessions import starts_new_session
 from streamer.state import UserState
@@ -36,13 +37,16 @@ class ServingPolicy:
 
 @dataclass
 class BatchResult:
-    recommendations: list[Recommendation] = field(default_factory=list)
-    encoded: list[bytes] = field(default_factory=list)  # each list's to_bytes(), same order
+    lists: list[tuple[str, bytes]] = field(default_factory=list)  # (user id, Recommendation bytes)
     states: dict[str, UserState] = field(default_factory=dict)  # users whose state changed
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0  # redelivered events that were applied before and were skipped
     reencoded: int = 0  # states carried over from another model version
     new_sessions: int = 0
+
+    def recommendations(self) -> list[Recommendation]:
+        """The lists, decoded (the hot path only ever needs their bytes)."""
+        return [Recommendation.from_bytes(value) for _, value in self.lists]
 
 
 class Recommender:
@@ -55,7 +59,7 @@ class Recommender:
         self._model = artifact.model
         # An excluded item must not come back with a -inf score when k covers the whole catalog.
         self._k = min(policy.top_k, artifact.model.n_items - int(policy.exclude_current_item))
-        self._encoder = ListEncoder()
+        self._encoder = ListEncoder(artifact.item_ids, artifact.version)
 
     def apply(self, events: list[ParsedEvent], states: dict[str, UserState | None]) -> BatchResult:
         """Apply ``events`` (in consumption order) on top of ``states`` (user id -> stored state)."""
@@ -147,15 +151,10 @@ class Recommender:
         exclude = items if self.policy.exclude_current_item else None
         scores, top = self._model.top_k(hidden, self._k, exclude)
         hidden_np = hidden.numpy()
-        produced_at = time.time()
-        # One conversion per wave, not per row: .tolist() on the whole [B, k] result is far cheaper.
-        for (user, parsed), row_hidden, row_scores, row_top in zip(
-            rows, hidden_np, scores.tolist(), top.tolist(), strict=True
-        ):
+        for (user, parsed), row_hidden in zip(rows, hidden_np, strict=True):
             self._record(working[user], parsed, row_hidden)
-            recommendation = self._recommendation(parsed, row_scores, row_top, produced_at)
-            result.recommendations.append(recommendation)
-            result.encoded.append(self._encoder.encode(recommendation))
+        lists = self._encoder.encode_wave([parsed for _, parsed in rows], top, scores, time.time())
+        result.lists.extend(zip([user for user, _ in rows], lists, strict=True))
 
     def _starts_new_session(self, state: UserState, parsed: ParsedEvent) -> bool:
         policy = self.policy
@@ -172,21 +171,6 @@ class Recommender:
         state.session_id = event.session_id
         state.events_seen += 1
 
-    def _recommendation(
-        self, parsed: ParsedEvent, scores: list[float], top: list[int], produced_at: float
-    ) -> Recommendation:
-        item_ids = self.artifact.item_ids
-        event = parsed.event
-        return Recommendation(
-            user_id=event.user_id,
-            items=tuple(map(RankedItem, [item_ids[i] for i in top], scores)),
-            model_version=self.version,
-            event_id=event.event_id,
-            event_time=event.event_time,
-            produced_at=produced_at,
-            source=parsed.record.position,
-        )
-
 
 def _reset_session(state: UserState, zero: np.ndarray) -> None:
     state.hidden = zero
@@ -195,29 +179,51 @@ def _reset_session(state: UserState, zero: np.ndarray) -> None:
 
 
 class ListEncoder:
-    """``Recommendation.to_bytes()``, byte for byte, faster: the JSON of each item's id is built once
-    (on its first list), and the fields are joined by hand in the schema's order and spelling
-    (``json.dumps`` with compact separators, ``ensure_ascii=False``; scores rounded to 6 places)."""
+    """Lists as bytes, exactly as ``Recommendation.to_bytes()`` writes them (``json.dumps`` with compact
+    separators, ``ensure_ascii=False``, scores rounded to 6 places), straight from a row of top-K
+    indices and scores: no Recommendation or RankedItem objects on the hot path. The JSON of each
+    item id is built once, on its first list."""
 
-    def __init__(self) -> None:
-        self._item_heads: dict[str, str] = {}  # filled as items get recommended, not all up front
+    def __init__(self, item_ids: list[str], version: str) -> None:
+        self._item_ids = item_ids
+        self._item_heads: list[str | None] = [None] * len(item_ids)
+        self._version = encode_basestring(version)
 
-    def encode(self, rec: Recommendation) -> bytes:
+    def encode_wave(
+        self, events: list[ParsedEvent], top: torch.Tensor, scores: torch.Tensor, produced_at: float
+    ) -> list[bytes]:
+        """The list of each event from its row of ``top`` item indices and ``scores``."""
+        if scores.dtype == torch.float32 and bool(torch.isfinite(scores).all()):
+            # A float32 times 1e6 is exact in float64, so numpy's rint(x * 1e6) / 1e6 is what
+            # round(x, 6) gives; done for the whole wave at once. Finite scores need no checks either.
+            rounded = np.round(scores.double().numpy(), 6).tolist()
+            number = repr
+        else:
+            rounded = [[round(score, 6) for score in row] for row in scores.tolist()]
+            number = _number
+        return [
+            self._list(event, self._items(row_top, row_scores, number), produced_at)
+            for event, row_top, row_scores in zip(events, top.tolist(), rounded, strict=True)
+        ]
+
+    def _items(self, top: list[int], scores: list[float], number: Callable[[float], str]) -> str:
         heads = self._item_heads
         parts = []
-        for item in rec.items:
-            head = heads.get(item.item_id)
+        for index, score in zip(top, scores, strict=True):
+            head = heads[index]
             if head is None:
-                head = heads[item.item_id] = '{"item_id":' + encode_basestring(item.item_id) + ',"score":'
-            parts.append(head + _number(round(item.score, 6)) + "}")
-        items = ",".join(parts)
-        source = rec.source
+                head = heads[index] = '{"item_id":' + encode_basestring(self._item_ids[index]) + ',"score":'
+            parts.append(head + number(score))
+        return "},".join(parts) + "}" if parts else ""
+
+    def _list(self, parsed: ParsedEvent, items: str, produced_at: float) -> bytes:
+        event, record = parsed.event, parsed.record
         return (
-            f'{{"user_id":{encode_basestring(rec.user_id)},"items":[{items}],'
-            f'"model_version":{encode_basestring(rec.model_version)},'
-            f'"event_id":{encode_basestring(rec.event_id)},"event_time":{_number(rec.event_time)},'
-            f'"produced_at":{_number(rec.produced_at)},"source":{{"topic":{encode_basestring(source.topic)},'
-            f'"partition":{_number(source.partition)},"offset":{_number(source.offset)}}}}}'
+            f'{{"user_id":{encode_basestring(event.user_id)},"items":[{items}],'
+            f'"model_version":{self._version},'
+            f'"event_id":{encode_basestring(event.event_id)},"event_time":{_number(event.event_time)},'
+            f'"produced_at":{_number(produced_at)},"source":{{"topic":{encode_basestring(record.topic)},'
+            f'"partition":{_number(record.partition)},"offset":{_number(record.offset)}}}}}'
         ).encode()
 
 

@@ -1,35 +1,34 @@
 """The user-state table: user id -> :class:`streamer.state.UserState`, in RocksDB with a changelog.
 
-Faust routes a table read or write to the RocksDB partition and changelog partition of the *current
-event*. A micro-batch mixes partitions, so every access goes through :class:`UserStateTable`, which
-makes the event of that user current for the duration of the access.
+It is a Faust table: Faust creates its changelog topic, opens one RocksDB database per assigned
+partition, restores them from the changelog on assignment, keeps standbys, and flushes the producer
+before committing source offsets. Reads and writes, though, go in bulk, the way Faust itself applies
+a changelog batch (``Store.apply_changelog_batch``): per partition one multi-get, one ``WriteBatch``,
+one changelog record batch, and the changelog offset persisted once. Faust's per-key API costs a
+RocksDB write, a changelog send and an offset write for every key.
+
+The records are the ones Faust's own table writes would be (key: the user id's bytes, value:
+``UserState.to_bytes()``, partition: that of the user's events), so its recovery reads them as its own.
 """
 
 import logging
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import defaultdict
+from collections.abc import Mapping
 
 import faust
-from faust.streams import _current_event  # the context variable behind faust.current_event()
+from faust.types import TP
+from rocksdict import Rdict, WriteBatch
 
+from streamer.producing import SentBatch, kafka_producer, send_records
 from streamer.settings import Settings
 from streamer.state import StateDecodeError, UserState
 
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def as_current_event(event: faust.EventT) -> Iterator[None]:
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
 class UserStateTable:
     def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
         self.table = app.Table(
             "user-state",
             key_type=bytes,
@@ -43,19 +42,66 @@ class UserStateTable:
             help="GRU hidden state, recent items and applied offsets per user",
         )
         self.corrupt_states = 0
+        self._changelog_error: BaseException | None = None
 
-    def get(self, user_id: str, event: faust.EventT) -> UserState | None:
-        with as_current_event(event):
-            raw = self.table.get(user_id.encode())
+    @property
+    def changelog_topic(self) -> str:
+        return self.table.changelog_topic.get_topic_name()
+
+    def read(self, partition_of_user: Mapping[str, int]) -> dict[str, UserState | None]:
+        """The stored state of each user (None if there is none) from the partition of its events."""
+        users_by_partition: defaultdict[int, list[str]] = defaultdict(list)
+        for user, partition in partition_of_user.items():
+            users_by_partition[partition].append(user)
+        states: dict[str, UserState | None] = {}
+        for partition, users in users_by_partition.items():
+            raws = self._db(partition).get([user.encode() for user in users])
+            states.update(zip(users, map(self._decode, users, raws), strict=True))
+        return states
+
+    async def write(self, states: Mapping[str, UserState], partition_of_user: Mapping[str, int]) -> None:
+        """Store ``states`` locally and queue them on the changelog. Returns without waiting for the
+        changelog's acknowledgement: Faust flushes the producer before it commits source offsets.
+        A changelog write that failed since the last call is raised here, stopping the agent before
+        any more source offsets can be committed past it."""
+        if self._changelog_error is not None:
+            raise self._changelog_error
+        batches: defaultdict[int, WriteBatch] = defaultdict(lambda: WriteBatch(raw_mode=True))
+        records = []
+        for user, state in states.items():
+            partition, key, value = partition_of_user[user], user.encode(), state.to_bytes()
+            batches[partition].put(key, value)
+            records.append((partition, key, value))
+        for partition, batch in batches.items():
+            self._db(partition).write(batch)
+        producer = await kafka_producer(self.app)
+        for sent in await send_records(producer, self.changelog_topic, records):
+            sent.future.add_done_callback(lambda _, sent=sent: self._on_changelog_sent(sent))
+
+    def _on_changelog_sent(self, sent: SentBatch) -> None:
+        """Persist the changelog offset the local database now covers, as Faust does per record:
+        recovery after a restart reads the changelog from there on."""
+        if sent.future.cancelled():
+            return
+        if (error := sent.future.exception()) is not None:
+            log.error("changelog write to %s[%d] failed: %r", sent.topic, sent.partition, error)
+            self._changelog_error = error
+            return
+        tp = TP(sent.topic, sent.partition)
+        store = self.table.data
+        if sent.last_offset() > (store.persisted_offset(tp) or -1):
+            store.set_persisted_offset(tp, sent.last_offset())
+
+    def _db(self, partition: int) -> Rdict:
+        # Faust opens a partition's database on assignment; this is the lookup its own reads use.
+        return self.table.data._db_for_partition(partition)
+
+    def _decode(self, user: str, raw: bytes | None) -> UserState | None:
         if raw is None:
             return None
         try:
             return UserState.from_bytes(raw)
         except StateDecodeError as exc:
             self.corrupt_states += 1
-            log.error("user %r: stored state unreadable (%s); starting from zero", user_id, exc)
+            log.error("user %r: stored state unreadable (%s); starting from zero", user, exc)
             return None
-
-    def put(self, user_id: str, state: UserState, event: faust.EventT) -> None:
-        with as_current_event(event):
-            self.table[user_id.encode()] = state.to_bytes()

@@ -42,25 +42,51 @@ def test_engine_lists_are_encoded_as_recommendation_to_bytes_encodes_them():
         )
         events.append(ParsedEvent(event, InputRecord(["click", "b\\uy"][n % 2], n % 3, n, None, b"")))
     result = recommender.apply(events, {})
-    assert len(result.encoded) == len(result.recommendations) == 60
-    assert result.encoded == [rec.to_bytes() for rec in result.recommendations]
+    assert len(result.lists) == 60
+    assert [user for user, _ in result.lists] == [p.event.user_id for p in events]
+    assert [value for _, value in result.lists] == [rec.to_bytes() for rec in result.recommendations()]
+
+
+def expected_list(parsed: ParsedEvent, items: list[str], scores: list[float], produced_at: float) -> bytes:
+    event, record = parsed.event, parsed.record
+    return Recommendation(
+        user_id=event.user_id,
+        items=tuple(map(RankedItem, items, scores)),
+        model_version="v",
+        event_id=event.event_id,
+        event_time=event.event_time,
+        produced_at=produced_at,
+        source=SourcePosition(record.topic, record.partition, record.offset),
+    ).to_bytes()
 
 
 @pytest.mark.parametrize(
-    "score", [0.0, -0.0, 1.5, -3.25e-7, 1e-300, 1e22, 123456.7890123, math.inf, -math.inf, math.nan]
+    "score", [0.0, -0.0, 1.5, -3.25e-7, 1e-40, 1e22, 123456.7890123, math.inf, -math.inf, math.nan]
 )
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("event_time", [1.7e9, 1700000000, 1.5])
-def test_any_number_is_written_as_json_dumps_writes_it(score, event_time):
-    rec = Recommendation(
-        user_id="u",
-        items=(RankedItem("a", score), RankedItem("not-in-catalog", 2.0 / 3.0)),
-        model_version="v",
-        event_id="e",
-        event_time=event_time,
-        produced_at=1763797080.123456,
-        source=SourcePosition("click", 0, 2**40),
+def test_any_number_is_written_as_json_dumps_writes_it(score, dtype, event_time):
+    event = Event("e", "u", "a", event_time, EventType.CLICK, "s")
+    parsed = ParsedEvent(event, InputRecord("click", 0, 2**40, None, b""))
+    scores = torch.tensor([[score, 2.0 / 3.0]], dtype=dtype)
+    [encoded] = ListEncoder(["a", 'b"'], "v").encode_wave(
+        [parsed], torch.tensor([[0, 1]]), scores, 1763797080.1
     )
-    assert ListEncoder().encode(rec) == rec.to_bytes()
+    assert encoded == expected_list(parsed, ["a", 'b"'], scores[0].tolist(), 1763797080.1)
+
+
+def test_wave_rounding_of_float32_scores_is_pythons_round_to_6_places():
+    generator = torch.Generator().manual_seed(5)
+    magnitudes = 10.0 ** torch.randint(-8, 9, (4000, 1), generator=generator)
+    scores = (torch.randn(4000, 3, generator=generator) * magnitudes).float()
+    event = Event("e", "u", "a", 1.7e9, EventType.CLICK, "s")
+    parsed = [ParsedEvent(event, InputRecord("click", 0, n, None, b"")) for n in range(4000)]
+    top = torch.tensor([[0, 1, 2]]).expand(4000, 3)
+    lists = ListEncoder(["a", "b", "c"], "v").encode_wave(parsed, top, scores, 1.0)
+    expected = [
+        expected_list(p, ["a", "b", "c"], row, 1.0) for p, row in zip(parsed, scores.tolist(), strict=True)
+    ]
+    assert lists == expected
 
 
 def test_batched_reencoding_matches_encoding_each_history_alone():

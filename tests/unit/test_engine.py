@@ -84,13 +84,13 @@ def test_one_list_per_event_in_order_with_k_items_scored_from_the_new_state(arti
     batch = [stream.event("a", 1), stream.event("b", 2), stream.event("a", 3)]
     _, [result] = run(Recommender(artifact, ServingPolicy(top_k=5)), [batch])
     # Wave by wave: the first event of every user, then the second ones.
-    assert [r.event_id for r in result.recommendations] == ["e0", "e1", "e2"]
-    by_event = {r.event_id: r for r in result.recommendations}
+    assert [r.event_id for r in result.recommendations()] == ["e0", "e1", "e2"]
+    by_event = {r.event_id: r for r in result.recommendations()}
     hidden = torch.from_numpy(encode(artifact, [1, 3])).unsqueeze(0)
     scores, top = artifact.model.top_k(hidden, 5)
     assert [i.item_id for i in by_event["e2"].items] == [f"item-{i}" for i in top[0].tolist()]
     assert [i.score for i in by_event["e2"].items] == pytest.approx(scores[0].tolist(), abs=1e-6)
-    assert all(len(r.items) == 5 and r.model_version == "v1" for r in result.recommendations)
+    assert all(len(r.items) == 5 and r.model_version == "v1" for r in result.recommendations())
 
 
 def test_a_redelivered_event_is_not_applied_twice(artifact):
@@ -100,7 +100,7 @@ def test_a_redelivered_event_is_not_applied_twice(artifact):
     states, _ = run(recommender, [events])
     # The whole batch arrives again (a crash after the state write, before the offset commit).
     again, [second] = run(recommender, [events], states)
-    assert second.duplicates == 3 and second.recommendations == [] and second.states == {}
+    assert second.duplicates == 3 and second.recommendations() == [] and second.states == {}
     np.testing.assert_array_equal(again["u"].hidden, states["u"].hidden)
 
 
@@ -114,7 +114,7 @@ def test_replaying_a_batch_from_the_old_state_sends_identical_lists(artifact):
     def content(r):
         return (r.event_id, r.items, r.model_version, r.source)
 
-    assert [content(r) for r in first.recommendations] == [content(r) for r in second.recommendations]
+    assert [content(r) for r in first.recommendations()] == [content(r) for r in second.recommendations()]
 
 
 def test_an_unknown_item_is_dead_lettered_and_leaves_the_state_alone(artifact):
@@ -124,7 +124,7 @@ def test_an_unknown_item_is_dead_lettered_and_leaves_the_state_alone(artifact):
     )
     assert [d.reason for d in result.dead_letters] == ["unknown_item"]
     assert "new" in result.dead_letters[0].detail
-    assert len(result.recommendations) == 1
+    assert len(result.recommendations()) == 1
     np.testing.assert_allclose(states["u"].hidden, encode(artifact, [1]), atol=1e-6)
 
 
@@ -162,5 +162,5 @@ def test_exclude_current_item_leaves_it_out(artifact):
         Recommender(artifact, ServingPolicy(top_k=N_ITEMS, exclude_current_item=True)),
         [[stream.event("u", 9)]],
     )
-    listed = [i.item_id for i in result.recommendations[0].items]
+    listed = [i.item_id for i in result.recommendations()[0].items]
     assert "item-9" not in listed and len(listed) == N_ITEMS - 1
