@@ -63,7 +63,7 @@ async def run_load(
     samples = Samples(spec.rate)
     received: dict[Position, tuple[int, str]] = {}
     consumer = await _lists_consumer(spec)
-    producer = AIOKafkaProducer(bootstrap_servers=spec.bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=spec.bootstrap, acks="all", linger_ms=0)
     await producer.start()
     reader = asyncio.create_task(_read(consumer, received, samples))
     try:
