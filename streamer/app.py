@@ -11,6 +11,7 @@ import threading
 import faust
 import torch
 
+from streamer.consumer import Transport
 from streamer.kafka_config import faust_credentials
 from streamer.logs import logging_config
 from streamer.settings import ConfigError, Settings
@@ -19,9 +20,13 @@ from streamer.settings import ConfigError, Settings
 class StreamrecApp(faust.App):
     """A Faust app whose shutdown is bounded: Faust waits for the batch in flight and the producer
     without limit, but a pod's grace period ends. Past the deadline the process exits non-zero;
-    that is safe, since user states record the offsets they applied."""
+    that is safe, since user states record the offsets they applied. Its consumer hands records to
+    the streams a fetch at a time (:mod:`streamer.consumer`)."""
 
     shutdown_timeout_s: float = 30.0
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
 
     async def on_stop(self) -> None:
         deadline = threading.Timer(self.shutdown_timeout_s, _exit_after_timeout, [self.shutdown_timeout_s])
