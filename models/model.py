@@ -157,7 +157,10 @@ class GRU4Rec(nn.Module):
         if exclude is not None:
             rows = torch.nonzero(exclude >= 0).squeeze(1)
             scores[rows, exclude[rows]] = float("-inf")
-        return torch.topk(scores, min(k, self.n_items), dim=1)
+        k = min(k, self.n_items)
+        if self.n_items >= TOP_K_BLOCKS_FROM and k * TOP_K_BLOCK * 4 <= self.n_items:
+            return _top_k_by_blocks(scores, k)
+        return torch.topk(scores, k, dim=1)
 
     @torch.inference_mode()
     def encode(self, items: Tensor, event_types: Tensor) -> Tensor:
@@ -205,3 +208,20 @@ def extend_items(model: GRU4Rec, n_items: int, generator: torch.Generator | None
             state[name] = value.clone()
     extended.load_state_dict(state)
     return extended
+
+
+# Large catalogs: top-K over block maxima first. On 50,000 items this is ~2x faster than one
+# torch.topk over the whole row (bench/README.md), and exact: each of a row's k best items lies in a
+# block whose maximum is at least the k-th best score, and at most k blocks have such a maximum.
+TOP_K_BLOCK = 128
+TOP_K_BLOCKS_FROM = 16_384
+
+
+def _top_k_by_blocks(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    rows, n = scores.shape
+    padded = F.pad(scores, (0, -n % TOP_K_BLOCK), value=float("-inf"))
+    blocks = padded.view(rows, -1, TOP_K_BLOCK)
+    _, best_blocks = torch.topk(blocks.amax(dim=2), k, dim=1)
+    candidates = torch.gather(blocks, 1, best_blocks.unsqueeze(2).expand(-1, -1, TOP_K_BLOCK))
+    top_scores, at = torch.topk(candidates.reshape(rows, -1), k, dim=1)
+    return top_scores, best_blocks.gather(1, at // TOP_K_BLOCK) * TOP_K_BLOCK + at % TOP_K_BLOCK

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.model import GRU4Rec, ModelConfig, extend_items
+from models.model import GRU4Rec, ModelConfig, _top_k_by_blocks, extend_items
 from schemas.events import EventType
 
 N_ITEMS = 30
@@ -90,6 +90,23 @@ def test_top_k_returns_the_best_scores_and_honours_exclusions():
     all_scores, all_items = model.top_k(hidden, 10 * N_ITEMS)
     assert all_items.shape == (3, N_ITEMS)
     assert torch.equal(all_scores, scores.sort(dim=1, descending=True).values)
+
+
+@pytest.mark.parametrize("n_items", [16_384, 50_000, 100_003])
+def test_top_k_of_a_large_catalog_by_blocks_is_the_plain_top_k(n_items):
+    model = GRU4Rec(ModelConfig(n_items=n_items, hidden=16), generator=torch.Generator().manual_seed(n_items))
+    model.eval()
+    items = torch.randint(0, n_items, (33,), generator=torch.Generator().manual_seed(1))
+    hidden = model.step(model.zero_state(33), items, torch.zeros(33, dtype=torch.long))
+    scores = model.scores(hidden)
+    for k in (1, 20, 100):
+        expected_scores, expected_items = torch.topk(scores, k, dim=1)
+        for top_scores, top_items in (_top_k_by_blocks(scores, k), model.top_k(hidden, k)):
+            assert torch.equal(top_scores, expected_scores)
+            assert torch.equal(top_items, expected_items)
+    exclude = items.clone()
+    _, kept = model.top_k(hidden, 20, exclude)
+    assert not (kept == exclude.unsqueeze(1)).any()
 
 
 def test_zero_state_and_shapes():
