@@ -16,6 +16,7 @@ from faust.types import TP
 
 from streamer.app import app, settings
 from streamer.engine import BatchResult
+from streamer.heap import freeze_startup_heap
 from streamer.metrics import (
     BATCH_SIZE,
     DEAD_LETTERS,
@@ -48,6 +49,7 @@ def load_first_model(sender: faust.App, **kwargs: object) -> None:
     # Faust sends this signal twice when started through app.main(); load once.
     if models.holder.version is None:
         models.load_initial()
+        freeze_startup_heap()
 
 
 @app.on_partitions_revoked.connect
