@@ -66,3 +66,4 @@ class FetchDeliveringConsumer(faust_aiokafka.Consumer):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = FetchDeliveringConsumer
+
