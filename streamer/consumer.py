@@ -66,4 +66,3 @@ class FetchDeliveringConsumer(faust_aiokafka.Consumer):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = FetchDeliveringConsumer
-
