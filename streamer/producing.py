@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 Record = tuple[int, bytes, bytes]  # (partition, key, value)
 
@@ -53,7 +54,7 @@ class KeyPartitioner:
 
 async def send_records(producer: AIOKafkaProducer, topic: str, records: Iterable[Record]) -> list[SentBatch]:
     """Queue ``records`` (in order within each partition) as few record batches as fit."""
-    builders: dict[int, tuple[object, int]] = {}  # partition -> (builder, records in it)
+    builders: dict[int, tuple[BatchBuilder, int]] = {}  # partition -> (builder, records in it)
     sent: list[SentBatch] = []
 
     async def flush(partition: int) -> None:
@@ -75,8 +76,3 @@ async def send_records(producer: AIOKafkaProducer, topic: str, records: Iterable
     for partition in list(builders):
         await flush(partition)
     return sent
-
-
-async def acknowledged(batches: Iterable[SentBatch]) -> None:
-    """Wait until Kafka has acknowledged every batch; raise the first failure."""
-    await asyncio.gather(*(batch.future for batch in batches))

@@ -62,8 +62,8 @@ class UserStateTable:
     async def write(self, states: Mapping[str, UserState], partition_of_user: Mapping[str, int]) -> None:
         """Store ``states`` locally and queue them on the changelog. Returns without waiting for the
         changelog's acknowledgement: Faust flushes the producer before it commits source offsets.
-        A changelog write that failed since the last call is raised here, stopping the agent before
-        any more source offsets can be committed past it."""
+        A changelog batch that failed since the last call (after the producer's own retries) is
+        raised here and stops the agent, as a failed list publish does."""
         if self._changelog_error is not None:
             raise self._changelog_error
         batches: defaultdict[int, WriteBatch] = defaultdict(lambda: WriteBatch(raw_mode=True))

@@ -8,7 +8,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streamer.producing import SentBatch, acknowledged, partitioner, send_records
+from streamer.producing import SentBatch, partitioner, send_records
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_records_split_over_batches_arrive_in_order_with_their_offsets(kafka_boo
             partition_of = await partitioner(producer, topic)
             records = [(partition_of(key), key, value) for key, value in zip(keys, values, strict=True)]
             sent = await send_records(producer, topic, records)
-            await acknowledged(sent)
+            await asyncio.gather(*(batch.future for batch in sent))
             return records, sent
         finally:
             await producer.stop()
