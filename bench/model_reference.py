@@ -8,7 +8,7 @@ the worker's thread count (one, see ``streamer/app.py``).
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -26,12 +26,7 @@ class ModelReference:
     list_bytes: int  # size of one encoded list, for the Kafka pipe's messages
 
     def to_dict(self) -> dict:
-        return {
-            "batch": self.batch,
-            "apply_events_per_s": self.apply_events_per_s,
-            "tensor_events_per_s": self.tensor_events_per_s,
-            "list_bytes": self.list_bytes,
-        }
+        return asdict(self)
 
 
 def parse_all(messages: list[EventMessage]) -> list[ParsedEvent]:

@@ -157,7 +157,7 @@ async def _produce(
         await act(producer)
         samples.actions_ms[name] = int(time.time() * 1000)
     # One by one: a gather over every send would queue a callback per finished send at once.
-    results = [future.result() if future.done() else await future for future, _ in pending]
+    results = [await future for future, _ in pending]
     return {(r.topic, r.partition, r.offset): stamp for r, (_, stamp) in zip(results, pending, strict=True)}
 
 

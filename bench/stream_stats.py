@@ -6,7 +6,7 @@ linear interpolation between closest ranks (numpy's default).
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 # A run "keeps up" when it delivers this share of the offered rate, every list arrives, and the
 # latency of its last third is not far above that of its first third (no growing backlog).
@@ -37,13 +37,7 @@ class LatencySummary:
     max_ms: float
 
     def to_dict(self) -> dict:
-        return {
-            "count": self.count,
-            "p50_ms": self.p50_ms,
-            "p95_ms": self.p95_ms,
-            "p99_ms": self.p99_ms,
-            "max_ms": self.max_ms,
-        }
+        return asdict(self)
 
 
 def summarize(latencies_ms: Sequence[float]) -> LatencySummary:
