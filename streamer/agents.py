@@ -1,19 +1,30 @@
 """The stream processor: click and buy events in, recommendation lists and dead letters out.
 
-For each micro-batch: parse the raw records, read each user's state once, apply the batch with the
-model, publish lists and dead letters and wait until Kafka has them, and only then write the new
-states. A crash before the state write replays the batch from the old states and re-sends identical
-lists; a crash after it finds the events already applied (per-user offsets) and skips them.
+Two agents, one after the other (:mod:`streamer.sequencing` says why):
+
+* ``route_events`` validates each click and buy record: a malformed one becomes a dead letter, a
+  valid one is forwarded unchanged to the sequencing topic on its user's partition.
+* ``apply_events`` reads the sequencing topic. For each micro-batch: read each user's state once,
+  apply the batch with the model, publish lists and dead letters and wait until Kafka has them, and
+  only then write the new states. A crash before the state write replays the batch from the old
+  states and re-sends identical lists; a crash after it finds the events already applied (per-user
+  offsets) and skips them.
+
+Both commit a record's offset only once its batch is done (streamer.offsets); a batch that fails is
+read again from its first record.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import TP
 
+from schemas.dead_letters import DeadLetter
 from streamer.app import app, settings
 from streamer.engine import BatchResult
 from streamer.heap import freeze_startup_heap
@@ -27,11 +38,12 @@ from streamer.metrics import (
     LISTS_OUT,
     NEW_SESSIONS,
     REENCODED,
+    REPEATED_EVENTS,
 )
 from streamer.model_swap import ModelFeed
-from streamer.offsets import OffsetGuard
 from streamer.producing import kafka_producer, partitioner, send_records
-from streamer.records import InputRecord, ParsedEvent, parse_record
+from streamer.records import InputRecord, ParsedEvent
+from streamer.sequencing import route, unframe
 from streamer.tables import UserStateTable
 from streamer.topics import declare_topics
 
@@ -39,7 +51,7 @@ topics = declare_topics(app, settings)
 user_states = UserStateTable(app, settings)
 models = ModelFeed(settings)
 topic_kinds = settings.topic_kinds()
-offset_guard = OffsetGuard()
+offset_guard = app.offset_guard
 log = logging.getLogger(__name__)
 
 
@@ -63,9 +75,29 @@ async def follow_model_updates() -> None:
 
 
 @app.agent(topics.events)
+async def route_events(stream: faust.StreamT) -> None:
+    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_ms / 1000):
+        await run_guarded(batch, route_batch)
+
+
+@app.agent(topics.sequenced)
 async def apply_events(stream: faust.StreamT) -> None:
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_ms / 1000):
-        await process_batch(batch)
+        await run_guarded(batch, process_batch)
+
+
+async def run_guarded(
+    batch: list[faust.EventT], handle: Callable[[list[faust.EventT]], Awaitable[None]]
+) -> None:
+    """Handle the records of ``batch`` that follow their partition's previous one; mark them
+    committable once ``handle`` has returned, or read them again if it raised."""
+    batch = await in_partition_order(batch)
+    try:
+        await handle(batch)
+    except Exception:
+        await read_again(batch)
+        raise
+    offset_guard.completed(event.message for event in batch)
 
 
 async def in_partition_order(batch: list[faust.EventT]) -> list[faust.EventT]:
@@ -79,25 +111,44 @@ async def in_partition_order(batch: list[faust.EventT]) -> list[faust.EventT]:
     return batch if len(accepted) == len(batch) else [batch[i] for i in accepted]
 
 
+async def read_again(batch: list[faust.EventT]) -> None:
+    """Seek each partition of a failed batch back to its first record."""
+    first: dict[tuple[str, int], int] = {}
+    for event in batch:
+        tp = (event.message.topic, event.message.partition)
+        first[tp] = min(first.get(tp, event.message.offset), event.message.offset)
+    for (topic, partition), offset in first.items():
+        offset_guard.rewind((topic, partition), offset)
+        with contextlib.suppress(Exception):  # revoked meanwhile: its next owner reads it from the commit
+            await app.consumer.seek(TP(topic, partition), offset)
+
+
+async def route_batch(batch: list[faust.EventT]) -> None:
+    """Forward the valid events to the sequencing topic, dead-letter the others; return once Kafka
+    has all of them."""
+    records = [(to_record(event), _timestamp_ms(event)) for event in batch]
+    per_topic = Counter(record.topic for record, _ in records)
+    for topic, count in per_topic.items():  # one counter update per topic, not per event
+        EVENTS_IN.labels(topic).inc(count)
+    routed = route(records, topic_kinds, settings.topic_partitions, time.time(), settings.max_future_skew_s)
+    producer = await kafka_producer(app)
+    sent = await send_records(producer, settings.sequenced_topic, routed.forwards)
+    await asyncio.gather(*[batch.future for batch in sent], *await send_dead_letters(routed.dead_letters))
+
+
 async def process_batch(batch: list[faust.EventT]) -> None:
-    batch = await in_partition_order(batch)
     BATCH_SIZE.observe(len(batch))
     now = time.time()
     parsed: list[ParsedEvent] = []
-    dead_letters = []
-    partition_of_user: dict[str, int] = {}  # the table partition: that of the user's events
-    per_topic: Counter[str] = Counter()
+    dead_letters: list[DeadLetter] = []
+    partition_of_user: dict[str, int] = {}  # the table partition: that of the user's sequenced events
     for event in batch:
-        record = to_record(event)
-        per_topic[record.topic] += 1
-        outcome = parse_record(record, topic_kinds[record.topic], now, settings.max_future_skew_s)
+        outcome = unframe(to_record(event), settings.topic_partitions, topic_kinds, now)
         if isinstance(outcome, ParsedEvent):
             parsed.append(outcome)
-            partition_of_user[outcome.event.user_id] = record.partition
+            partition_of_user[outcome.event.user_id] = event.message.partition
         else:
             dead_letters.append(outcome)
-    for topic, count in per_topic.items():  # one counter update per topic, not per event
-        EVENTS_IN.labels(topic).inc(count)
 
     states = user_states.read(partition_of_user)
     result = models.holder.for_next_batch().apply(parsed, states)
@@ -110,7 +161,7 @@ def to_record(event: faust.EventT) -> InputRecord:
     return InputRecord(message.topic, message.partition, message.offset, message.key, message.value)
 
 
-async def publish(result: BatchResult, dead_letters: list, batch: list[faust.EventT]) -> None:
+async def publish(result: BatchResult, dead_letters: list[DeadLetter], batch: list[faust.EventT]) -> None:
     """Send lists and dead letters, and return once Kafka has acknowledged all of them."""
     producer = await kafka_producer(app)
     lists_topic = topics.recommendations.get_topic_name()
@@ -118,9 +169,7 @@ async def publish(result: BatchResult, dead_letters: list, batch: list[faust.Eve
     keys = [user.encode() for user, _ in result.lists]
     lists = [(partition_of(key), key, value) for key, (_, value) in zip(keys, result.lists, strict=True)]
     pending = [batch.future for batch in await send_records(producer, lists_topic, lists)]
-    for letter in [*dead_letters, *result.dead_letters]:
-        pending.append(await topics.dead_letters.send(key=letter.original_key, value=letter.to_bytes()))
-        DEAD_LETTERS.labels(letter.reason).inc()
+    pending += await send_dead_letters([*dead_letters, *result.dead_letters])
     await asyncio.gather(*pending)
 
     acked_at = time.time()
@@ -128,5 +177,20 @@ async def publish(result: BatchResult, dead_letters: list, batch: list[faust.Eve
         END_TO_END_LATENCY.observe(max(0.0, acked_at - event.message.timestamp))
     LISTS_OUT.inc(len(result.lists))
     DUPLICATES.inc(result.duplicates)
+    REPEATED_EVENTS.inc(result.repeats)
     REENCODED.inc(result.reencoded)
     NEW_SESSIONS.inc(result.new_sessions)
+
+
+async def send_dead_letters(letters: list[DeadLetter]) -> list[asyncio.Future]:
+    pending = []
+    for letter in letters:
+        pending.append(await topics.dead_letters.send(key=letter.kafka_key, value=letter.to_bytes()))
+        DEAD_LETTERS.labels(letter.reason).inc()
+    return pending
+
+
+def _timestamp_ms(event: faust.EventT) -> int | None:
+    """The input record's Kafka timestamp, kept on its forward: latency counts from the original."""
+    timestamp = event.message.timestamp
+    return None if timestamp is None or timestamp <= 0 else int(timestamp * 1000)

@@ -14,6 +14,7 @@ import torch
 from streamer.consumer import Transport
 from streamer.kafka_config import faust_credentials
 from streamer.logs import logging_config
+from streamer.offsets import OffsetGuard
 from streamer.settings import ConfigError, Settings
 
 
@@ -24,6 +25,7 @@ class StreamrecApp(faust.App):
     the streams a fetch at a time (:mod:`streamer.consumer`)."""
 
     shutdown_timeout_s: float = 30.0
+    offset_guard: OffsetGuard  # what the agents may apply, and what the consumer may commit
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> faust.App:
         logging_config=logging_config(settings.log_format, settings.log_level),
     )
     app.shutdown_timeout_s = settings.shutdown_timeout_s
+    app.offset_guard = OffsetGuard()
     return app
 
 

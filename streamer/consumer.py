@@ -1,4 +1,5 @@
-"""Faust's Kafka consumer, handing fetched records to the streams a fetch at a time.
+"""Faust's Kafka consumer, handing fetched records to the streams a fetch at a time, and committing
+only what the agents completed.
 
 Faust's ``Consumer._drain_messages`` (faust-streaming 0.15) delivers every record inside
 ``wait_first(deliver(record), suspend_flow.wait())``: two tasks, an ``asyncio.wait`` and a
@@ -7,7 +8,11 @@ record (read offsets, gaps, commit-every), except that one ``wait_first`` covers
 a fetch: ~10% less worker CPU per event when draining a backlog (bench/README.md). A rebalance
 (``suspend_flow``) still cancels delivery at once, as in Faust; records fetched but not delivered
 then are fetched again after the seek-back in :mod:`streamer.offsets`, or after the new owner
-seeks to the committed offset.
+seeks to the committed offset. Unlike Faust, a record below the last one delivered is delivered
+again, not dropped: that is the re-read after such a seek-back (the agents skip what they applied).
+
+Commits follow :class:`streamer.offsets.OffsetGuard` instead of Faust's acknowledgements and gaps,
+which can pass offsets that were never applied (see that module).
 """
 
 import asyncio
@@ -18,10 +23,28 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode import Service
 
+from streamer.offsets import OffsetGuard
+
 YIELD_EVERY = 100  # records delivered between two trips through the event loop, as in Faust
 
 
 class FetchDeliveringConsumer(faust_aiokafka.Consumer):
+    @property
+    def offset_guard(self) -> OffsetGuard:
+        return self.app.offset_guard
+
+    def _new_offset(self, tp: TP) -> int | None:
+        # Faust's acknowledgement lists only grow when nothing reads them.
+        self._acked.pop(tp, None)
+        self._acked_index.pop(tp, None)
+        return self.offset_guard.committable((tp.topic, tp.partition))
+
+    async def perform_seek(self) -> None:
+        """Every assigned partition is read again from its committed offset."""
+        await super().perform_seek()
+        for tp in self.assignment():
+            self.offset_guard.start((tp.topic, tp.partition), self._committed_offset.get(tp))
+
     async def _drain_messages(self, fetcher: Service) -> None:
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
@@ -46,23 +69,17 @@ class FetchDeliveringConsumer(faust_aiokafka.Consumer):
 
     async def _deliver(self, records: AsyncIterator[tuple[TP, Message]]) -> None:
         read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
         since_yield = 0
         async for tp, message in records:
             since_yield += 1
             if since_yield > YIELD_EVERY:
                 await asyncio.sleep(0)
                 since_yield = 0
-            offset, last_read = message.offset, read_offset[tp]
-            if last_read is not None and offset < last_read:
-                continue  # read before (Faust drops these too)
-            if last_read and offset - last_read > 1 and acks_enabled_for(message.topic):
-                await self._add_gap(tp, last_read + 1, offset)
             if self._commit_every is not None and self._n_acked >= self._commit_every:
                 self._n_acked = 0
                 await self.commit()
             await self.callback(message)
-            read_offset[tp] = offset
+            read_offset[tp] = message.offset
 
 
 class Transport(faust_aiokafka.Transport):

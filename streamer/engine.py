@@ -33,6 +33,7 @@ class ServingPolicy:
     session_mode: str = "session"  # "session": zero state after a gap or a new session id; "user": carry over
     session_gap_s: float = 1800.0
     recent_items: int = 200
+    recent_event_ids: int = 32
 
 
 @dataclass
@@ -41,6 +42,7 @@ class BatchResult:
     states: dict[str, UserState] = field(default_factory=dict)  # users whose state changed
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0  # redelivered events that were applied before and were skipped
+    repeats: int = 0  # events whose event id the user sent before: listed again, not applied again
     reencoded: int = 0  # states carried over from another model version
     new_sessions: int = 0
 
@@ -64,26 +66,32 @@ class Recommender:
     def apply(self, events: list[ParsedEvent], states: dict[str, UserState | None]) -> BatchResult:
         """Apply ``events`` (in consumption order) on top of ``states`` (user id -> stored state)."""
         result = BatchResult()
-        pending: dict[str, list[ParsedEvent]] = {}
+        pending: dict[str, list[_Pending]] = {}
         working: dict[str, UserState] = {}
         stale: list[str] = []
         for parsed in events:
-            user = parsed.event.user_id
+            user, record = parsed.event.user_id, parsed.record
             state = working.get(user) or states.get(user)
-            if state is not None and state.already_applied(parsed.record.topic, parsed.record.offset):
-                result.duplicates += 1
+            if state is not None and state.already_applied(record.topic, record.partition, record.offset):
+                result.duplicates += 1  # its list went out when it was applied
                 continue
             if parsed.event.item_id not in self.artifact.item_index:
                 reason = f"item {parsed.event.item_id!r} is not in the vocabulary of model {self.version}"
-                result.dead_letters.append(dead_letter(parsed.record, "unknown_item", reason, time.time()))
+                result.dead_letters.append(dead_letter(record, "unknown_item", reason, time.time()))
                 continue
             if user not in working:
                 working[user], is_stale = self._current_state(state)
                 if is_stale:
                     stale.append(user)
-            pending.setdefault(user, []).append(parsed)
+            current = working[user]
+            repeat = current.seen_event(parsed.event.event_id)
+            if repeat:
+                result.repeats += 1
+            else:
+                current.remember_event(parsed.event.event_id, self.policy.recent_event_ids)
+            pending.setdefault(user, []).append(_Pending(parsed, repeat))
             # Mark as applied now so a duplicate later in the same batch is skipped too.
-            working[user].applied[parsed.record.topic] = parsed.record.offset
+            current.mark_applied(record.topic, record.partition, record.offset)
 
         if stale:  # states another model wrote: re-encoded together, one batched step per position
             histories = [(working[user].recent_items, working[user].recent_types) for user in stale]
@@ -137,23 +145,31 @@ class Recommender:
         return np.zeros(self._model.state_shape, dtype=np.float32)
 
     def _apply_wave(
-        self, rows: list[tuple[str, ParsedEvent]], working: dict[str, UserState], result: BatchResult
+        self, rows: list[tuple[str, "_Pending"]], working: dict[str, UserState], result: BatchResult
     ) -> None:
-        for user, parsed in rows:
+        """One event per user: step the users' states (a repeated event leaves its state as it is),
+        then score every row."""
+        stepping = [(n, user, p.parsed) for n, (user, p) in enumerate(rows) if not p.repeat]
+        for _, user, parsed in stepping:
             if self._starts_new_session(working[user], parsed):
                 _reset_session(working[user], self._zero_hidden())
                 result.new_sessions += 1
         index = self.artifact.item_index
-        items = torch.tensor([index[p.event.item_id] for _, p in rows])
-        types = torch.tensor([int(p.event.event_type) for _, p in rows])
         hidden = torch.from_numpy(np.stack([working[user].hidden for user, _ in rows]))
-        hidden = self._model.step(hidden, items, types)
-        exclude = items if self.policy.exclude_current_item else None
+        if stepping:
+            at = torch.tensor([n for n, _, _ in stepping])
+            items = torch.tensor([index[parsed.event.item_id] for _, _, parsed in stepping])
+            types = torch.tensor([int(parsed.event.event_type) for _, _, parsed in stepping])
+            hidden[at] = self._model.step(hidden[at], items, types)
+            hidden_np = hidden.numpy()
+            for n, user, parsed in stepping:
+                self._record(working[user], parsed, hidden_np[n])
+        events = [p.parsed for _, p in rows]
+        exclude = None
+        if self.policy.exclude_current_item:
+            exclude = torch.tensor([index[parsed.event.item_id] for parsed in events])
         scores, top = self._model.top_k(hidden, self._k, exclude)
-        hidden_np = hidden.numpy()
-        for (user, parsed), row_hidden in zip(rows, hidden_np, strict=True):
-            self._record(working[user], parsed, row_hidden)
-        lists = self._encoder.encode_wave([parsed for _, parsed in rows], top, scores, time.time())
+        lists = self._encoder.encode_wave(events, top, scores, time.time())
         result.lists.extend(zip([user for user, _ in rows], lists, strict=True))
 
     def _starts_new_session(self, state: UserState, parsed: ParsedEvent) -> bool:
@@ -170,6 +186,12 @@ class Recommender:
         state.last_event_time = max(state.last_event_time, event.event_time)
         state.session_id = event.session_id
         state.events_seen += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    parsed: ParsedEvent
+    repeat: bool  # the user sent this event id before: list it again, do not apply it again
 
 
 def _reset_session(state: UserState, zero: np.ndarray) -> None:

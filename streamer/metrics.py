@@ -12,6 +12,11 @@ DEAD_LETTERS = Counter(
 DUPLICATES = Counter(
     "streamrec_duplicates_skipped", "Redelivered events that were applied before", registry=REGISTRY
 )
+REPEATED_EVENTS = Counter(
+    "streamrec_repeated_events",
+    "Events whose event id the user sent before: listed again from the unchanged state",
+    registry=REGISTRY,
+)
 REENCODED = Counter(
     "streamrec_states_reencoded", "User states re-encoded under a new model version", registry=REGISTRY
 )

@@ -1,15 +1,26 @@
-"""Guarding input partitions against skipped offsets.
+"""Which input offsets may be applied, and which may be committed.
 
-When a rebalance interrupts a fetch, Faust can drop records it has already fetched: the consumer's
-position has moved past them, so they never reach the agent. Applying the events that follow would
-apply users' events out of order, and the per-user applied offsets would then refuse the missing
-ones when they came back. The guard notices the jump before anything is applied: it holds back the
-partition's events from the jump on and names the offset to seek back to. Faust commits only
-contiguous acknowledged offsets, so the held-back events are fetched again after the seek.
+Two rules keep every event applied once and in order:
+
+* **Apply in partition order.** When a rebalance interrupts a fetch, Faust can drop records it has
+  already fetched: the consumer's position has moved past them, so they never reach the agent.
+  The guard notices the jump before anything is applied, holds back that partition's records from
+  the jump on, and names the offset to seek back to. A jump can also be real: transaction markers
+  and compaction leave offsets without records. After a seek-back, the first record that arrives at
+  or below the offset that caused the jump settles it (the re-read came back); records above it are
+  the rest of the stale fetch and are held back silently, so one jump costs one seek and one line.
+* **Commit only what is done.** Faust commits the highest contiguous *acknowledged* offset, and its
+  ``take_events`` acknowledges every record of a batch when the batch ends, also records the guard
+  held back and those of a batch that raised; its gap bookkeeping even counts dropped records as
+  done. Here a partition's commit offset moves only when the agent reports a batch's accepted
+  records as completed (applied, forwarded or dead-lettered, and acknowledged by Kafka), and the
+  accepted records of a partition are contiguous from the last commit by construction.
 """
 
 from collections.abc import Iterable, Sequence
 from typing import Protocol
+
+TopicPartition = tuple[str, int]
 
 
 class Positioned(Protocol):
@@ -20,29 +31,69 @@ class Positioned(Protocol):
 
 class OffsetGuard:
     def __init__(self) -> None:
-        self._next: dict[tuple[str, int], int] = {}
+        self._next: dict[TopicPartition, int] = {}  # the offset each partition must deliver next
+        self._seeking: dict[TopicPartition, int] = {}  # partition -> the offset whose jump was sought back
+        self._done: dict[TopicPartition, int] = {}  # partition -> offset after its last completed record
 
-    def split(self, records: Sequence[Positioned]) -> tuple[list[int], dict[tuple[str, int], int]]:
+    def start(self, tp: TopicPartition, offset: int | None) -> None:
+        """The partition was (re)assigned and will be read from ``offset`` (None: not known yet, the
+        first record decides)."""
+        self._seeking.pop(tp, None)
+        self._done.pop(tp, None)
+        if offset is None:
+            self._next.pop(tp, None)
+        else:
+            self._next[tp] = offset
+
+    def split(self, records: Sequence[Positioned]) -> tuple[list[int], dict[TopicPartition, int]]:
         """(indices of the records to apply, {(topic, partition): offset to seek back to}).
 
         Records below the expected offset are redeliveries and pass: the per-user applied offsets
         skip whatever was applied already.
         """
         accepted: list[int] = []
-        gaps: dict[tuple[str, int], int] = {}
+        seeks: dict[TopicPartition, int] = {}
+        held: set[TopicPartition] = set()
         for index, record in enumerate(records):
             tp = (record.topic, record.partition)
+            if tp in held:
+                continue
             expected = self._next.get(tp)
-            if tp in gaps:
-                continue
             if expected is not None and record.offset > expected:
-                gaps[tp] = expected
-                continue
+                jumped_at = self._seeking.get(tp)
+                if jumped_at is None:
+                    self._seeking[tp] = record.offset
+                    seeks[tp] = expected
+                    held.add(tp)
+                    continue
+                if record.offset > jumped_at:  # the rest of the fetch that jumped; the re-read follows
+                    held.add(tp)
+                    continue
+                # Re-read after the seek and still above: no records at offsets expected..offset-1.
+            self._seeking.pop(tp, None)
             accepted.append(index)
             self._next[tp] = max(record.offset + 1, expected or 0)
-        return accepted, gaps
+        return accepted, seeks
 
-    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+    def rewind(self, tp: TopicPartition, offset: int) -> None:
+        """The records from ``offset`` on failed: ``tp`` is read again from there."""
+        self._next[tp] = offset
+        self._seeking.pop(tp, None)
+
+    def completed(self, records: Iterable[Positioned]) -> None:
+        """These accepted records are done: their partitions may be committed past them."""
+        for record in records:
+            tp = (record.topic, record.partition)
+            if record.offset >= self._done.get(tp, -1):
+                self._done[tp] = record.offset + 1
+
+    def committable(self, tp: TopicPartition) -> int | None:
+        """The offset to commit for ``tp``: every record below it is done (None: nothing new)."""
+        return self._done.get(tp)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Partitions revoked: whoever owns them next continues from the committed offset."""
         for tp in partitions:
             self._next.pop(tp, None)
+            self._seeking.pop(tp, None)
+            self._done.pop(tp, None)

@@ -15,6 +15,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 Record = tuple[int, bytes, bytes]  # (partition, key, value)
+TimedRecord = tuple[int, bytes, bytes, int | None]  # and the timestamp in ms (None: now)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class KeyPartitioner:
         return self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
 
 
-async def send_records(producer: AIOKafkaProducer, topic: str, records: Iterable[Record]) -> list[SentBatch]:
+async def send_records(
+    producer: AIOKafkaProducer, topic: str, records: Iterable[Record | TimedRecord]
+) -> list[SentBatch]:
     """Queue ``records`` (in order within each partition) as few record batches as fit."""
     builders: dict[int, tuple[BatchBuilder, int]] = {}  # partition -> (builder, records in it)
     sent: list[SentBatch] = []
@@ -62,15 +65,16 @@ async def send_records(producer: AIOKafkaProducer, topic: str, records: Iterable
         future = await producer.send_batch(builder, topic, partition=partition)
         sent.append(SentBatch(topic, partition, count, future))
 
-    for partition, key, value in records:
+    for partition, key, value, *timestamp in records:
+        stamp = timestamp[0] if timestamp else None
         if partition in builders:
             builder, count = builders[partition]
-            if builder.append(key=key, value=value, timestamp=None) is not None:
+            if builder.append(key=key, value=value, timestamp=stamp) is not None:
                 builders[partition] = (builder, count + 1)
                 continue
             await flush(partition)  # full: send it and start the next one
         builder = producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None) is None:
+        if builder.append(key=key, value=value, timestamp=stamp) is None:
             raise ValueError(f"a record of {len(value)} bytes does not fit a batch for {topic}")
         builders[partition] = (builder, 1)
     for partition in list(builders):

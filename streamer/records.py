@@ -16,7 +16,7 @@ class InputRecord:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a record with a null value (a tombstone)
 
     @property
     def position(self) -> SourcePosition:
@@ -36,10 +36,14 @@ def dead_letter(record: InputRecord, reason: str, detail: str, now: float) -> De
 def parse_record(
     record: InputRecord, topic_kind: str, now: float, max_future_skew_s: float
 ) -> ParsedEvent | DeadLetter:
-    """Validate one record read from a topic carrying events of ``topic_kind``."""
-    value = record.value if record.value is not None else b""
+    """Validate one record read from a topic carrying events of ``topic_kind``. Never raises: any
+    input ends as an event or a dead letter."""
+    if record.value is None:
+        return dead_letter(record, "malformed_json", "the record has no value (null)", now)
     try:
-        event = Event.from_bytes(value, topic_kind, now=now, max_future_skew_s=max_future_skew_s)
+        event = Event.from_bytes(record.value, topic_kind, now=now, max_future_skew_s=max_future_skew_s)
     except InvalidMessage as exc:
         return dead_letter(record, exc.reason, exc.detail, now)
+    except Exception as exc:  # a defect of the parser: the record still gets its dead letter
+        return dead_letter(record, "unprocessable", f"{type(exc).__name__}: {exc}", now)
     return ParsedEvent(event, record)

@@ -19,6 +19,7 @@ def serving_policy(settings: Settings) -> ServingPolicy:
         session_mode=settings.session_mode,
         session_gap_s=settings.session_gap_s,
         recent_items=settings.recent_items,
+        recent_event_ids=settings.recent_event_ids,
     )
 
 

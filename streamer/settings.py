@@ -113,7 +113,7 @@ SETTINGS: dict[str, Setting] = {
             "STREAMREC_TOPIC_PARTITIONS",
             "4",
             _integer(1, 10_000),
-            "partitions of the input topics and the state changelog (must match the input topics)",
+            "partitions of the sequencing topic and the state changelog (input topics: any count)",
         ),
         Setting(
             "STREAMREC_MODEL_UPDATES_TOPIC",
@@ -165,6 +165,12 @@ SETTINGS: dict[str, Setting] = {
             "200",
             _integer(1, 10_000),
             "most recent items kept per user, used to re-encode the state under new weights",
+        ),
+        Setting(
+            "STREAMREC_RECENT_EVENT_IDS",
+            "32",
+            _integer(1, 10_000),
+            "most recent event ids kept per user: an event sent again with one of them is not applied twice",
         ),
         Setting(
             "STREAMREC_ROCKSDB_BLOCK_CACHE_MB",
@@ -309,6 +315,7 @@ class Settings:
     session_mode: str
     session_gap_s: float
     recent_items: int
+    recent_event_ids: int
     rocksdb_block_cache_mb: int
     rocksdb_write_buffer_mb: int
     max_future_skew_s: float
@@ -362,6 +369,11 @@ class Settings:
     def io_topics(self) -> list[str]:
         """The topics the streamer reads and writes (the state changelog is Faust's own)."""
         return [self.click_topic, self.buy_topic, self.recommendations_topic, self.dead_letter_topic]
+
+    @property
+    def sequenced_topic(self) -> str:
+        """Where the worker puts every valid input event on its user's partition (internal)."""
+        return f"{self.app_id}-sequenced"
 
     def topic_kinds(self) -> dict[str, str]:
         """Input topic name -> the event kind it carries ("click" or "buy")."""

@@ -4,6 +4,8 @@ Layout: ``b"S1"`` | u32 length of a JSON header | JSON header | float32 hidden s
 The header holds the small fields; the hidden state stays raw bytes so it round-trips exactly.
 """
 
+import base64
+import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ import numpy as np
 
 MAGIC = b"S1"
 _HEADER_LEN = struct.Struct("<I")
+EVENT_DIGEST_BYTES = 8  # per remembered event id: a false repeat needs a 64-bit collision within one user
 
 
 class StateDecodeError(ValueError):
@@ -28,13 +31,27 @@ class UserState:
     recent_types: list[int] = field(default_factory=list)
     last_event_time: float = 0.0
     session_id: str | None = None
-    # Highest offset applied per source topic. A user's events all share one partition number, so
-    # (topic, offset) identifies each event; anything at or below this was applied already.
+    # Highest offset applied per input partition ("topic/partition"): every input partition reaches
+    # the user in its own order (streamer.sequencing), so anything at or below was applied already.
     applied: dict[str, int] = field(default_factory=dict)
     events_seen: int = 0
+    # Digests of the user's most recent event ids, newest last: an event sent twice is applied once.
+    recent_events: bytes = b""
 
-    def already_applied(self, topic: str, offset: int) -> bool:
-        return offset <= self.applied.get(topic, -1)
+    def already_applied(self, topic: str, partition: int, offset: int) -> bool:
+        return offset <= self.applied.get(f"{topic}/{partition}", -1)
+
+    def mark_applied(self, topic: str, partition: int, offset: int) -> None:
+        self.applied[f"{topic}/{partition}"] = offset
+
+    def seen_event(self, event_id: str) -> bool:
+        digest, recent = _event_digest(event_id), self.recent_events
+        return any(
+            recent[i : i + EVENT_DIGEST_BYTES] == digest for i in range(0, len(recent), EVENT_DIGEST_BYTES)
+        )
+
+    def remember_event(self, event_id: str, keep: int) -> None:
+        self.recent_events = (self.recent_events + _event_digest(event_id))[-keep * EVENT_DIGEST_BYTES :]
 
     def to_bytes(self) -> bytes:
         header = json.dumps(
@@ -47,6 +64,7 @@ class UserState:
                 "s": self.session_id,
                 "applied": self.applied,
                 "n": self.events_seen,
+                "e": base64.b64encode(self.recent_events).decode(),
             },
             separators=(",", ":"),
         ).encode()
@@ -54,23 +72,33 @@ class UserState:
         return MAGIC + _HEADER_LEN.pack(len(header)) + header + hidden
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "UserState":
+    def from_bytes(cls, data: bytes, partition: int | None = None) -> "UserState":
+        """Decode a stored state. States written before input partitions were told apart keyed
+        ``applied`` by topic alone (all of a user's events shared the state's ``partition``)."""
         if data[:2] != MAGIC:
             raise StateDecodeError(f"unknown state format {data[:2]!r}")
-        (length,) = _HEADER_LEN.unpack_from(data, 2)
         start = 2 + _HEADER_LEN.size
         try:
+            (length,) = _HEADER_LEN.unpack_from(data, 2)
             header = json.loads(data[start : start + length])
             hidden = np.frombuffer(data[start + length :], dtype=np.float32).reshape(header["shape"])
-        except (ValueError, KeyError) as exc:
+            return cls(
+                hidden=hidden.copy(),
+                model_version=header["v"],
+                recent_items=header["items"],
+                recent_types=header["types"],
+                last_event_time=header["t"],
+                session_id=header["s"],
+                applied={
+                    key if "/" in key or partition is None else f"{key}/{partition}": offset
+                    for key, offset in header["applied"].items()
+                },
+                events_seen=header["n"],
+                recent_events=base64.b64decode(header.get("e", ""), validate=True),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, struct.error) as exc:
             raise StateDecodeError(f"corrupt user state: {exc}") from None
-        return cls(
-            hidden=hidden.copy(),
-            model_version=header["v"],
-            recent_items=header["items"],
-            recent_types=header["types"],
-            last_event_time=header["t"],
-            session_id=header["s"],
-            applied=header["applied"],
-            events_seen=header["n"],
-        )
+
+
+def _event_digest(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=EVENT_DIGEST_BYTES).digest()

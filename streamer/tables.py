@@ -56,7 +56,9 @@ class UserStateTable:
         states: dict[str, UserState | None] = {}
         for partition, users in users_by_partition.items():
             raws = self._db(partition).get([user.encode() for user in users])
-            states.update(zip(users, map(self._decode, users, raws), strict=True))
+            states.update(
+                (user, self._decode(user, raw, partition)) for user, raw in zip(users, raws, strict=True)
+            )
         return states
 
     async def write(self, states: Mapping[str, UserState], partition_of_user: Mapping[str, int]) -> None:
@@ -96,11 +98,11 @@ class UserStateTable:
         # Faust opens a partition's database on assignment; this is the lookup its own reads use.
         return self.table.data._db_for_partition(partition)
 
-    def _decode(self, user: str, raw: bytes | None) -> UserState | None:
+    def _decode(self, user: str, raw: bytes | None, partition: int) -> UserState | None:
         if raw is None:
             return None
         try:
-            return UserState.from_bytes(raw)
+            return UserState.from_bytes(raw, partition)
         except StateDecodeError as exc:
             self.corrupt_states += 1
             log.error("user %r: stored state unreadable (%s); starting from zero", user, exc)

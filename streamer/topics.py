@@ -10,7 +10,8 @@ from streamer.settings import Settings
 
 @dataclass(frozen=True)
 class Topics:
-    events: faust.TopicT  # click and buy, consumed together
+    events: faust.TopicT  # click and buy, consumed together and forwarded to ``sequenced``
+    sequenced: faust.TopicT  # every valid event on its user's partition (streamer.sequencing)
     recommendations: faust.TopicT
     dead_letters: faust.TopicT
 
@@ -30,6 +31,7 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
 
     return Topics(
         events=raw_topic(settings.click_topic, settings.buy_topic, internal=True),
+        sequenced=raw_topic(settings.sequenced_topic, internal=True),
         recommendations=raw_topic(settings.recommendations_topic, internal=True),
         dead_letters=raw_topic(settings.dead_letter_topic, internal=True),
     )
