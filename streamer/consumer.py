@@ -23,27 +23,21 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from mode import Service
 
-from streamer.offsets import OffsetGuard
-
 YIELD_EVERY = 100  # records delivered between two trips through the event loop, as in Faust
 
 
 class FetchDeliveringConsumer(faust_aiokafka.Consumer):
-    @property
-    def offset_guard(self) -> OffsetGuard:
-        return self.app.offset_guard
-
     def _new_offset(self, tp: TP) -> int | None:
         # Faust's acknowledgement lists only grow when nothing reads them.
         self._acked.pop(tp, None)
         self._acked_index.pop(tp, None)
-        return self.offset_guard.committable((tp.topic, tp.partition))
+        return self.app.offset_guard.committable((tp.topic, tp.partition))
 
     async def perform_seek(self) -> None:
         """Every assigned partition is read again from its committed offset."""
         await super().perform_seek()
         for tp in self.assignment():
-            self.offset_guard.start((tp.topic, tp.partition), self._committed_offset.get(tp))
+            self.app.offset_guard.start((tp.topic, tp.partition), self._committed_offset.get(tp))
 
     async def _drain_messages(self, fetcher: Service) -> None:
         consumer_stopped = self._stopped.is_set

@@ -57,3 +57,41 @@ def test_bad_input_goes_to_dead_letters_and_good_input_still_flows(kafka_bootstr
         assert letter.source.topic == click
         assert letter.detail
     assert sorted(r.event_id for r in lists) == sorted(good_ids)
+
+
+def test_input_that_once_crashed_the_agent_is_dead_lettered_and_the_events_behind_it_flow(
+    kafka_bootstrap, streamer_setup
+):
+    setup = streamer_setup
+    artifact = load_artifact(setup.model_path)
+    good = {"event_id": "g", "user_id": "u", "item_id": artifact.item_ids[0], "event_time": 1_700_000_000.0}
+    hostile = {
+        "deep nesting": b"[" * 2000 + b"]" * 2000,
+        "null value": None,
+        "lone surrogate": json.dumps({**good, "user_id": "\ud800"}).encode(),
+        "huge integer": json.dumps(good).replace("1700000000.0", "9" * 400).encode(),
+        "record near the broker's limit": b"x" * 900_000,
+    }
+    click = setup.topics["click"]
+    messages = []
+    for n, raw in enumerate(hostile.values()):
+        messages.append((click, f"bad-{n}".encode(), raw))
+    good_events = [Event(f"good-{n}", f"user-{n}", artifact.item_ids[n], 1_700_000_000.0) for n in range(5)]
+    messages += [(click, e.user_id.encode(), e.to_bytes()) for e in good_events]
+    produce(kafka_bootstrap, messages)
+
+    dead = TopicReader(kafka_bootstrap, setup.topics["dead_letters"])
+    recs = TopicReader(kafka_bootstrap, setup.topics["recommendations"])
+    worker = setup.worker().start()
+    try:
+        letters = [DeadLetter.from_bytes(m.value) for m in dead.read(len(hostile), worker=worker)]
+        lists = [Recommendation.from_bytes(m.value) for m in recs.read(len(good_events), worker=worker)]
+        assert dead.read_quiet(2.0) == [] and recs.read_quiet(0.5) == []
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+        dead.close()
+        recs.close()
+    assert "Crashed" not in worker.log_tail(200_000)
+    kept = {None if raw is None else raw[: 256 << 10] for raw in hostile.values()}
+    assert {letter.original for letter in letters} == kept  # the huge one as its first 256 KiB
+    assert sorted(r.event_id for r in lists) == sorted(e.event_id for e in good_events)

@@ -40,11 +40,14 @@ class Stream:
     def __init__(self) -> None:
         self.offset = 0
 
-    def event(self, user: str, item: int | str, t: float = 1000.0, kind=EventType.CLICK, session=None):
+    def event(
+        self, user: str, item: int | str, t: float = 1000.0, kind=EventType.CLICK, session=None, event_id=None
+    ):
         item_id = item if isinstance(item, str) else f"item-{item}"
         record = InputRecord("click", 0, self.offset, user.encode(), b"")
         self.offset += 1
-        return ParsedEvent(Event(f"e{record.offset}", user, item_id, t, kind, session), record)
+        event_id = event_id or f"e{record.offset}"
+        return ParsedEvent(Event(event_id, user, item_id, t, kind, session), record)
 
 
 def encode(artifact: ModelArtifact, items: list[int], types: list[int] | None = None) -> np.ndarray:
@@ -115,6 +118,31 @@ def test_replaying_a_batch_from_the_old_state_sends_identical_lists(artifact):
         return (r.event_id, r.items, r.model_version, r.source)
 
     assert [content(r) for r in first.recommendations()] == [content(r) for r in second.recommendations()]
+
+
+def test_events_from_other_input_partitions_are_applied_not_taken_for_redeliveries(artifact):
+    def on(partition: int, offset: int, item: int):
+        record = InputRecord("click", partition, offset, None, b"")
+        return ParsedEvent(Event(f"p{partition}-{offset}", "u", f"item-{item}", 1000.0), record)
+
+    # A CRC32 or null-keyed producer put the user's events on partitions 2 and 0.
+    events = [on(2, 50, 4), on(0, 7, 5), on(2, 51, 6)]
+    states, [result] = run(Recommender(artifact, ServingPolicy()), [events])
+    assert result.duplicates == 0 and len(result.lists) == 3
+    assert states["u"].recent_items == ["item-4", "item-5", "item-6"]
+
+
+def test_an_event_sent_twice_gets_the_same_list_again_and_moves_the_state_once(artifact):
+    stream = Stream()
+    first = stream.event("u", 4, event_id="retry-me")
+    again = stream.event("u", 4, event_id="retry-me")  # an application-level retry: a new offset
+    for batches in ([[first, again]], [[first], [again]]):
+        states, results = run(Recommender(artifact, ServingPolicy()), batches)
+        lists = [r for result in results for r in result.recommendations()]
+        assert len(lists) == 2 and lists[0].items == lists[1].items
+        assert sum(result.repeats for result in results) == 1
+        assert states["u"].events_seen == 1
+        np.testing.assert_allclose(states["u"].hidden, encode(artifact, [4]), atol=1e-6)
 
 
 def test_an_unknown_item_is_dead_lettered_and_leaves_the_state_alone(artifact):

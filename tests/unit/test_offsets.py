@@ -41,3 +41,61 @@ def test_a_revoked_partition_starts_over_from_whatever_comes_next():
     guard.split([Rec("click", 0, 10)])
     guard.forget([("click", 0)])
     assert guard.split([Rec("click", 0, 90)]) == ([0], {})
+
+
+def test_after_a_seek_back_the_rest_of_the_stale_fetch_is_held_without_another_seek():
+    guard = OffsetGuard()
+    guard.start(("click", 0), 10)
+    assert guard.split([Rec("click", 0, 15), Rec("click", 0, 16)]) == ([], {("click", 0): 10})
+    assert guard.split([Rec("click", 0, 17), Rec("click", 0, 18)]) == ([], {})
+    assert guard.split([Rec("click", 0, 10), Rec("click", 0, 11)]) == ([0, 1], {})
+
+
+def test_a_real_gap_such_as_a_transaction_marker_is_accepted_after_one_seek_back():
+    guard = OffsetGuard()
+    guard.start(("click", 0), 10)
+    assert guard.split([Rec("click", 0, 12)]) == ([], {("click", 0): 10})
+    # The re-read starts at 12 again: offsets 10 and 11 hold no records.
+    assert guard.split([Rec("click", 0, 12), Rec("click", 0, 13)]) == ([0, 1], {})
+    assert guard.split([Rec("click", 0, 15)]) == ([], {("click", 0): 14})
+
+
+def test_only_completed_records_become_committable():
+    guard = OffsetGuard()
+    guard.start(("click", 0), 10)
+    accepted, _ = guard.split([Rec("click", 0, 10), Rec("click", 0, 11), Rec("click", 0, 14)])
+    assert accepted == [0, 1] and guard.committable(("click", 0)) is None
+    guard.completed([Rec("click", 0, 10), Rec("click", 0, 11)])
+    assert guard.committable(("click", 0)) == 12  # never past the held-back 12 and 13
+
+
+def test_a_failed_batch_is_read_again_and_never_committed():
+    guard = OffsetGuard()
+    guard.start(("click", 0), 0)
+    guard.split([Rec("click", 0, 0), Rec("click", 0, 1)])
+    guard.completed([Rec("click", 0, 0), Rec("click", 0, 1)])
+    guard.split([Rec("click", 0, 2), Rec("click", 0, 3)])
+    guard.rewind(("click", 0), 2)  # the batch raised
+    assert guard.split([Rec("click", 0, 4)]) == ([], {("click", 0): 2})
+    assert guard.split([Rec("click", 0, 2)]) == ([0], {})
+    assert guard.committable(("click", 0)) == 2
+
+
+def test_the_consumer_commits_what_the_guard_says_not_what_faust_acknowledged():
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from streamer.consumer import FetchDeliveringConsumer
+
+    guard = OffsetGuard()
+    guard.start(("click", 0), 10)
+    tp = TP("click", 0)
+    # Faust's take_events acknowledged 11-13 although 10 was never applied; Faust would commit 14.
+    consumer = SimpleNamespace(app=SimpleNamespace(offset_guard=guard), _acked={tp: [11, 12, 13]})
+    consumer._acked_index = {tp: {11, 12, 13}}
+    new_offset = FetchDeliveringConsumer._new_offset
+    assert new_offset(consumer, tp) is None
+    guard.split([Rec("click", 0, 10), Rec("click", 0, 11)])
+    guard.completed([Rec("click", 0, 10), Rec("click", 0, 11)])
+    assert new_offset(consumer, tp) == 12
