@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,9 @@ PODS = ("streamrec-streamer-0", "streamrec-streamer-1")
 USERS = [f"user-{n}" for n in range(24)]
 SESSION_TIMEOUT_S = 15
 STEP_INTERVAL_S = 0.3
+# Past a step's deadline the test waits this much longer: a late list still arrives, a lost one never
+# does. Late is reported as a warning (speed is the benchmarks' business), lost fails the test.
+LATE_GRACE_S = 120
 # Faust's group metadata is not the plain consumer protocol's: kafka-python warns on every describe.
 logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
 
@@ -215,11 +219,28 @@ def test_scaling_2_1_2_while_events_flow_loses_no_event_and_no_state(kafka_boots
     def all_ready() -> bool:
         return all(p.status(readiness_path) == 200 for p in running)
 
+    late: list[str] = []
+
     def wait_for_lists(what: str, timeout_s: float, new_steps: int = 1) -> None:
         checkpoint = Checkpoint(flow, tracker, new_steps)
-        wait_until(
-            checkpoint.reached, timeout_s, f"every event has a list {what}", running, checkpoint.missing
-        )
+        started = time.monotonic()
+        try:
+            wait_until(checkpoint.reached, timeout_s, f"every event has a list {what}", running)
+        except AssertionError:
+            if not all(p.alive() for p in running):
+                raise
+            overdue = checkpoint.missing()
+            wait_until(
+                checkpoint.reached,
+                LATE_GRACE_S,
+                f"LOST: not every event has a list {what}",
+                running,
+                checkpoint.missing,
+            )
+            waited = time.monotonic() - started
+            late.append(
+                f"{what}: late, not lost: all arrived after {waited:.0f} s, deadline {timeout_s} s {overdue}"
+            )
 
     def assignment() -> dict[str, list[int]]:
         return click_partitions(kafka_bootstrap, setup.app_id, setup.topics["click"])
@@ -272,3 +293,5 @@ def test_scaling_2_1_2_while_events_flow_loses_no_event_and_no_state(kafka_boots
         state = UserState.from_bytes(changelog[user.encode()])
         assert state.events_seen == len(events), user
         assert state.recent_items == [e.item_id for e in events], user
+    for report in late:
+        warnings.warn(report, stacklevel=1)
