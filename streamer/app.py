@@ -13,6 +13,7 @@ import torch
 
 from streamer.consumer import Transport
 from streamer.kafka_config import faust_credentials
+from streamer.kafka_probe import require_kafka
 from streamer.logs import logging_config
 from streamer.offsets import OffsetGuard
 from streamer.settings import ConfigError, Settings
@@ -22,10 +23,19 @@ class StreamrecApp(faust.App):
     """A Faust app whose shutdown is bounded: Faust waits for the batch in flight and the producer
     without limit, but a pod's grace period ends. Past the deadline the process exits non-zero;
     that is safe, since user states record the offsets they applied. Its consumer hands records to
-    the streams a fetch at a time (:mod:`streamer.consumer`)."""
+    the streams a fetch at a time (:mod:`streamer.consumer`). Before a worker connects, its Kafka
+    settings are probed (:mod:`streamer.kafka_probe`): a wrong address, protocol or password stops it
+    with one line and its own exit code."""
 
     shutdown_timeout_s: float = 30.0
     offset_guard: OffsetGuard  # what the agents may apply, and what the consumer may commit
+    streamrec_settings: Settings | None = None
+
+    def worker_init(self) -> None:
+        # Both `streamrec worker` (app.main) and `faust -A streamer.app worker` call this first.
+        if self.streamrec_settings is not None:
+            require_kafka(self.streamrec_settings, "streamrec worker")
+        super().worker_init()
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -68,6 +78,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     app.shutdown_timeout_s = settings.shutdown_timeout_s
     app.offset_guard = OffsetGuard()
+    app.streamrec_settings = settings
     return app
 
 

@@ -8,6 +8,7 @@ evaluation) and the REES46 CSV (``view`` -> click, ``cart`` -> click topic as a 
 
 import argparse
 import csv
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +19,8 @@ from tqdm import tqdm
 from schemas.events import Event, EventType
 from streamer.cli import command_summary
 from streamer.kafka_config import kafka_python_config
-from streamer.settings import Settings
+from streamer.kafka_probe import EXIT_CODES_HELP, require_kafka
+from streamer.settings import ConfigError, Settings
 
 REES46_TYPES = {"view": EventType.CLICK, "cart": EventType.CART, "purchase": EventType.BUY}
 
@@ -101,7 +103,13 @@ def replay(events: list[Event], settings: Settings, rate: float = 0.0, progress:
 
 
 def register(subparsers: argparse._SubParsersAction, name: str) -> None:
-    parser = subparsers.add_parser(name, help=command_summary(name), description=__doc__)
+    parser = subparsers.add_parser(
+        name,
+        help=command_summary(name),
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("data", type=Path, help="a session .tsv file or a REES46 .csv file")
     parser.add_argument("--bootstrap-servers", default=None, help="default: $KAFKA_BOOTSTRAP_SERVERS")
     parser.add_argument("--click-topic", default=None, help="default: $STREAMREC_CLICK_TOPIC or click")
@@ -112,11 +120,16 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env(
-        KAFKA_BOOTSTRAP_SERVERS=args.bootstrap_servers,
-        STREAMREC_CLICK_TOPIC=args.click_topic,
-        STREAMREC_BUY_TOPIC=args.buy_topic,
-    )
+    try:
+        settings = Settings.from_env(
+            KAFKA_BOOTSTRAP_SERVERS=args.bootstrap_servers,
+            STREAMREC_CLICK_TOPIC=args.click_topic,
+            STREAMREC_BUY_TOPIC=args.buy_topic,
+        )
+    except ConfigError as exc:
+        print(f"streamrec replay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    require_kafka(settings, "streamrec replay")
     events = read_events(args.data)[: args.limit]
     sent = replay(events, settings, args.rate)
     print(f"replayed {sent} events from {args.data} to {settings.kafka_bootstrap_servers}")

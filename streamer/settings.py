@@ -238,6 +238,12 @@ SETTINGS: dict[str, Setting] = {
             "CA bundle to verify the brokers (with SSL or SASL_SSL; default: the system's)",
         ),
         Setting(
+            "STREAMREC_KAFKA_PROBE_TIMEOUT_S",
+            "5",
+            _number(0.1, 300),
+            "at start, the longest wait per bootstrap server to connect, authenticate and get metadata",
+        ),
+        Setting(
             "STREAMREC_RETRAINER_DIR",
             "var/retrainer",
             _path,
@@ -328,6 +334,7 @@ class Settings:
     kafka_sasl_username: str | None
     kafka_sasl_password: str | None
     kafka_ssl_cafile: str | None
+    kafka_probe_timeout_s: float
     retrainer_dir: Path
     retrain_window_events: int
     retrain_every_events: int

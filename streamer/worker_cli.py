@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from streamer.cli import command_summary
+from streamer.kafka_probe import EXIT_CODES_HELP
 from streamer.settings import SETTINGS
 
 FAUST_LOG_LEVELS = {"warning": "warn"}
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
         description="Consume the click and buy topics, keep each user's GRU state in RocksDB, and "
         "publish a top-K list per event. Configured by environment variables; a bad value stops the "
         "worker at start with a message naming the variable.",
-        epilog=f"environment:\n{settings_help}",
+        epilog=f"environment:\n{settings_help}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--loglevel", "-l", default=None, help="log level (default: STREAMREC_LOG_LEVEL)")

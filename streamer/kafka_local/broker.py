@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -42,6 +42,10 @@ _JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true"
 
 class BrokerStartError(KafkaSetupError):
     """The broker process died or did not become ready in time; the message ends with its log tail."""
+
+
+class NoBrokerState(KafkaSetupError):
+    """A restart found no formatted storage and ``broker.json`` to bring a broker back from."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,9 @@ class LocalBroker:
     runs in its own session, so a
     Ctrl-C in the terminal reaches only this process, which then stops the broker; after ``start()``
     returns, it keeps running until ``stop()`` (or ``stop_running(state_dir)`` from another process).
+
+    For chaos tests, ``kill()`` crashes the broker (SIGKILL) and ``restart()`` brings it back on the
+    same ports with the same data and cluster id; ``info`` keeps the address in between.
     """
 
     def __init__(
@@ -172,6 +179,7 @@ class LocalBroker:
         self._state_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._info: BrokerInfo | None = None
+        self._log_start = 0  # where this run's part of server.log begins
 
     @property
     def info(self) -> BrokerInfo:
@@ -190,20 +198,60 @@ class LocalBroker:
         return self.info.sasl_bootstrap_servers
 
     def start(self) -> Self:
-        """Start the broker and return once a client can talk to it."""
+        """Start a new broker (fresh storage, new ports and cluster id) and return once a client can
+        talk to it."""
         if self._proc is not None:
             raise RuntimeError("the broker is already running")
         jars = ensure_kafka_jars(self._progress)
         java = require_tool("java")
         self._state_dir = self._prepare_state_dir()
         try:
-            self._launch(java, jars)
+            config = self._configure(java, jars)
+            self._spawn(java, jars, config)
             self._wait_until_ready()
             _write_state(self.info)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def restart(self) -> Self:
+        """Start the broker again on its state directory with the same ports, data and cluster id,
+        after ``kill()``, after ``stop_running(state_dir, keep_data=True)``, or while it runs (it is
+        stopped first, keeping its data); return once a client can talk to it. Unlike ``start()``,
+        a failure leaves the state directory as it was."""
+        state_dir = self._state_dir or (self._requested_dir.resolve() if self._requested_dir else None)
+        if state_dir is None:
+            raise RuntimeError("the broker has no state directory to restart from")
+        self._state_dir = state_dir
+        if self._proc is not None:
+            proc = self._proc
+            _terminate(proc.pid, lambda: proc.poll() is None, 30.0)
+            self._proc = None
+        else:
+            stop_running(state_dir, keep_data=True)
+        previous = _read_state(state_dir)
+        config = state_dir / "server.properties"
+        if previous is None or not config.is_file() or not (state_dir / "data" / "meta.properties").is_file():
+            raise NoBrokerState(f"no broker state to restart from in {state_dir}")
+        jars = ensure_kafka_jars(self._progress)
+        java = require_tool("java")
+        self._spawn(java, jars, config, previous)
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.kill()
+            raise
+        _write_state(self.info)
+        return self
+
+    def kill(self) -> None:
+        """Crash the broker: SIGKILL, no controlled shutdown. Data, ports and cluster id stay, so
+        ``restart()`` brings it back; ``stop()`` deletes them."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (a controlled shutdown), SIGKILL after ``timeout`` seconds; then delete the state."""
@@ -235,7 +283,8 @@ class LocalBroker:
         state_dir.mkdir(parents=True, exist_ok=True)
         return state_dir
 
-    def _launch(self, java: str, jars: Path) -> None:
+    def _configure(self, java: str, jars: Path) -> Path:
+        """Pick ports, write ``server.properties`` and format the storage with a new cluster id."""
         state_dir = self._require_state_dir()
         port, controller_port, sasl_port = free_ports(3)
         (state_dir / "logs").mkdir()
@@ -256,6 +305,22 @@ class LocalBroker:
         config = state_dir / "server.properties"
         config.write_text(render_properties(properties))
         _format_storage(java, jars, state_dir, config)
+        self._info = BrokerInfo(
+            pid=0,
+            port=port,
+            controller_port=controller_port,
+            bootstrap_servers=f"127.0.0.1:{port}",
+            state_dir=str(state_dir),
+            sasl_bootstrap_servers=f"127.0.0.1:{sasl_port}" if self._sasl_users else None,
+        )
+        return config
+
+    def _spawn(self, java: str, jars: Path, config: Path, previous: BrokerInfo | None = None) -> None:
+        """Run the broker on ``config``; ``info`` becomes ``previous`` (default: what ``_configure``
+        chose) with the new pid."""
+        state_dir = self._require_state_dir()
+        server_log = state_dir / "logs" / "server.log"
+        self._log_start = server_log.stat().st_size if server_log.exists() else 0
         with open(state_dir / "logs" / "stdout.log", "ab") as output:
             self._proc = subprocess.Popen(
                 _java_command(java, jars, state_dir, *_JVM_OPTIONS, "kafka.Kafka", str(config)),
@@ -265,14 +330,7 @@ class LocalBroker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._info = BrokerInfo(
-            pid=self._proc.pid,
-            port=port,
-            controller_port=controller_port,
-            bootstrap_servers=f"127.0.0.1:{port}",
-            state_dir=str(state_dir),
-            sasl_bootstrap_servers=f"127.0.0.1:{sasl_port}" if self._sasl_users else None,
-        )
+        self._info = replace(previous or self.info, pid=self._proc.pid)
 
     def _wait_until_ready(self) -> None:
         if not _wait_for(self._is_ready, self._start_timeout, interval=0.2):
@@ -291,7 +349,9 @@ class LocalBroker:
                 f"the Kafka broker exited with code {code} while starting" + _log_tail(state_dir)
             )
         server_log = state_dir / "logs" / "server.log"
-        return _file_contains(server_log, READY_LINE) and _answers_metadata(self.bootstrap_servers)
+        return _file_contains(server_log, READY_LINE, self._log_start) and _answers_metadata(
+            self.bootstrap_servers
+        )
 
     def _require_state_dir(self) -> Path:
         if self._state_dir is None:
@@ -301,20 +361,27 @@ class LocalBroker:
 
 def find_running(state_dir: Path) -> BrokerInfo | None:
     """The broker recorded in ``state_dir`` if its process is still alive, else ``None``."""
+    info = _read_state(state_dir)
+    return info if info is not None and _is_broker_process(info.pid, Path(info.state_dir)) else None
+
+
+def _read_state(state_dir: Path) -> BrokerInfo | None:
+    """What ``broker.json`` in ``state_dir`` records (the broker may have stopped since), if anything."""
     try:
-        info = BrokerInfo(**json.loads((state_dir / STATE_FILE).read_text()))
+        return BrokerInfo(**json.loads((state_dir / STATE_FILE).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return info if _is_broker_process(info.pid, Path(info.state_dir)) else None
 
 
-def stop_running(state_dir: Path, timeout: float = 30.0) -> BrokerInfo | None:
-    """Stop the broker recorded in ``state_dir`` (if any) and delete its state; return what was stopped."""
+def stop_running(state_dir: Path, timeout: float = 30.0, keep_data: bool = False) -> BrokerInfo | None:
+    """Stop the broker recorded in ``state_dir`` (if any) and, unless ``keep_data``, delete its state;
+    return what was stopped."""
     state_dir = state_dir.resolve()
     info = find_running(state_dir)
     if info is not None:
         _terminate(info.pid, lambda: _is_broker_process(info.pid, state_dir), timeout)
-    _remove_state(state_dir)
+    if not keep_data:
+        _remove_state(state_dir)
     return info
 
 
@@ -410,9 +477,12 @@ def _remove_state(state_dir: Path) -> None:
         state_dir.rmdir()
 
 
-def _file_contains(path: Path, text: str) -> bool:
+def _file_contains(path: Path, text: str, start: int = 0) -> bool:
+    """Whether ``text`` occurs in ``path`` from byte ``start`` on."""
     try:
-        return text in path.read_text(errors="replace")
+        with open(path, "rb") as f:
+            f.seek(start)
+            return text.encode() in f.read()
     except FileNotFoundError:
         return False
 

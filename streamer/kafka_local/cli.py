@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from streamer.cli import COMMANDS
-from streamer.kafka_local.broker import BrokerInfo, LocalBroker, find_running, stop_running
+from streamer.kafka_local.broker import BrokerInfo, LocalBroker, NoBrokerState, find_running, stop_running
 from streamer.kafka_local.jars import KAFKA_VERSION, KafkaSetupError, ensure_kafka_jars, print_progress
 
 DEFAULT_STATE_DIR = Path("var/kafka")
@@ -22,6 +22,9 @@ with java from jars that Maven fetches once from Maven Central (needs Java 17+ a
   eval "$(streamrec kafka start)"     # starts it in the background, sets KAFKA_BOOTSTRAP_SERVERS
   streamrec kafka status              # exit code 0 if running, 3 if not
   streamrec kafka stop                # stops it and deletes its data
+  streamrec kafka stop --keep-data    # stops it, keeping its data for `restart`
+  eval "$(streamrec kafka restart)"   # brings back a stopped, killed or running broker with its
+                                      # data, ports and cluster id
 """
 
 
@@ -54,10 +57,29 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
     start.set_defaults(func=_handle_errors(_start))
 
     stop = actions.add_parser(
-        "stop", help="stop the broker and delete its data", description="Stop the broker and delete its data."
+        "stop",
+        help="stop the broker and delete its data (unless --keep-data)",
+        description="Stop the broker and delete its data, or keep it for `streamrec kafka restart`.",
     )
     _add_state_dir(stop)
+    stop.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep the data, ports and cluster id so that `streamrec kafka restart` brings the broker back",
+    )
     stop.set_defaults(func=_handle_errors(_stop))
+
+    restart = actions.add_parser(
+        "restart",
+        help="bring back a stopped (--keep-data), killed or running broker with its data and ports",
+        description="Start the broker of the state directory again with the same data, ports and "
+        "cluster id: after `stop --keep-data`, after its process was killed (even with SIGKILL), or "
+        "while it runs (it is stopped first). Like `start`, the last line on stdout is `export "
+        f"KAFKA_BOOTSTRAP_SERVERS=...`. Exit code {EXIT_NOT_RUNNING} if there is no broker state to "
+        "restart from.",
+    )
+    _add_state_dir(restart)
+    restart.set_defaults(func=_handle_errors(_restart))
 
     status = actions.add_parser(
         "status",
@@ -134,13 +156,27 @@ def _start_detached(state_dir: Path, partitions: int) -> BrokerInfo:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    stopped = stop_running(args.state_dir)
+    stopped = stop_running(args.state_dir, keep_data=args.keep_data)
+    data = "kept its data for `streamrec kafka restart`" if args.keep_data else "deleted its data"
     if stopped is None:
-        print(f"no Kafka broker was running in {args.state_dir}")
+        print(f"no Kafka broker was running in {args.state_dir}" + (f"; {data}" if args.keep_data else ""))
     else:
-        print(
-            f"stopped the Kafka broker at {stopped.bootstrap_servers} (pid {stopped.pid}), deleted its data"
-        )
+        print(f"stopped the Kafka broker at {stopped.bootstrap_servers} (pid {stopped.pid}), {data}")
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    print_progress(f"restarting Kafka {KAFKA_VERSION} in {args.state_dir}…")
+    began = time.monotonic()
+    try:
+        info = LocalBroker(args.state_dir).restart().info
+    except NoBrokerState as error:
+        print(f"streamrec kafka: {error}; start one with `streamrec kafka start`", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    print_progress(
+        f"Kafka is ready at {info.bootstrap_servers} (pid {info.pid}) after {time.monotonic() - began:.1f} s"
+    )
+    print(f"export KAFKA_BOOTSTRAP_SERVERS={info.bootstrap_servers}")
     return 0
 
 

@@ -5,6 +5,7 @@ import asyncio
 import sys
 
 from streamer.cli import command_summary
+from streamer.kafka_probe import EXIT_CODES_HELP, require_kafka
 from streamer.logs import configure_logging
 from streamer.settings import ConfigError, Settings
 
@@ -17,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
         "warm-started from the serving one, compare both on the most recent held-out sessions, and "
         "promote the candidate (model store + model-updates topic) unless it is worse by more than the "
         "margin. Configured by the STREAMREC_RETRAIN* and Kafka variables (see `streamrec worker --help`).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(func=run)
 
@@ -27,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"streamrec retrainer: configuration error: {exc}", file=sys.stderr)
         return 2
+    require_kafka(settings, "streamrec retrainer")
     configure_logging(settings.log_format, settings.log_level)
     from streamer.retrainer.service import run as run_service
 

@@ -105,7 +105,8 @@ def audit(
         elif got_lists and got_lists != {expected_lists.get(position)}:
             report.differing.append(f"{position}: list differs from the clean run's")
         elif got_letters and {reason for reason, _ in got_letters} != {expected_letters.get(position)}:
-            report.differing.append(f"{position}: dead letter {got_letters} expected {expected_letters.get(position)}")
+            expected = expected_letters.get(position)
+            report.differing.append(f"{position}: dead letter {got_letters}, expected {expected}")
 
     report.states = len(states)
     for user, state in states.items():

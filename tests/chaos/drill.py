@@ -70,14 +70,15 @@ class Drill:
             for worker in workers:
                 if worker.stop() != 0:
                     self.log(f"{worker.log_path.name} did not stop cleanly")
+            bootstrap = settings.kafka_bootstrap_servers
             return audit(
                 settings,
                 load_artifact(model),
                 inputs,
-                read_topic(settings.kafka_bootstrap_servers, settings.sequenced_topic),
-                [r.value for r in read_topic(settings.kafka_bootstrap_servers, settings.recommendations_topic)],
-                [r.value for r in read_topic(settings.kafka_bootstrap_servers, settings.dead_letter_topic)],
-                latest_per_key(read_topic(settings.kafka_bootstrap_servers, f"{settings.app_id}-user-state-changelog")),
+                read_topic(bootstrap, settings.sequenced_topic),
+                [r.value for r in read_topic(bootstrap, settings.recommendations_topic)],
+                [r.value for r in read_topic(bootstrap, settings.dead_letter_topic)],
+                latest_per_key(read_topic(bootstrap, f"{settings.app_id}-user-state-changelog")),
             )
 
     def _chaos(self, broker: LocalBroker, workers: list[WorkerProcess]) -> None:
@@ -87,7 +88,8 @@ class Drill:
             for n in range(self.kills)
         ]
         actions.insert(len(actions) // 2, ("kill -9 the broker, restart it", lambda: _crash_broker(broker)))
-        actions.insert(len(actions) // 2 + 1, ("scale 2 -> 1 -> 2", lambda: self._scale_down_and_up(workers[1])))
+        rebalance = ("scale 2 -> 1 -> 2", lambda: self._scale_down_and_up(workers[1]))
+        actions.insert(len(actions) // 2 + 1, rebalance)
         step = self.duration_s / (len(actions) + 1)
         started = time.monotonic()
         for n, (what, act) in enumerate(actions, start=1):
@@ -136,7 +138,10 @@ class Drill:
         }
 
     def _worker(self, env: dict[str, str], name: str) -> WorkerProcess:
-        overrides = {"STREAMREC_DATA_DIR": str(self.folder / name), "STREAMREC_WEB_PORT": str(free_ports(1)[0])}
+        overrides = {
+            "STREAMREC_DATA_DIR": str(self.folder / name),
+            "STREAMREC_WEB_PORT": str(free_ports(1)[0]),
+        }
         return WorkerProcess({**env, **overrides}, self.folder / f"{name}.log")
 
     def _create_topics(self, settings: Settings) -> None:
@@ -181,7 +186,9 @@ def read_topic(bootstrap: str, topic: str) -> list[InputRecord]:
         records: dict[int, list[InputRecord]] = {tp.partition: [] for tp in partitions}
         while any(consumer.position(tp) < end[tp] for tp in partitions):
             for tp, batch in consumer.poll(timeout_ms=1000).items():
-                records[tp.partition] += [InputRecord(topic, r.partition, r.offset, r.key, r.value) for r in batch]
+                records[tp.partition] += [
+                    InputRecord(topic, r.partition, r.offset, r.key, r.value) for r in batch
+                ]
         return [record for p in sorted(records) for record in records[p]]
     finally:
         consumer.close()
@@ -203,9 +210,12 @@ def _outcome_sources(bootstrap: str, settings: Settings) -> set[tuple[str, int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.chaos.drill", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=420, help="seconds of producing under chaos (default 420)")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.chaos.drill",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--duration", type=float, default=420, help="seconds under chaos (default 420)")
     parser.add_argument("--rate", type=float, default=150, help="records per second (default 150)")
     parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs (default 5)")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and state in this folder")

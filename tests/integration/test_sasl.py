@@ -4,6 +4,9 @@ streamer worker, the retrainer and the kafka-python and aiokafka clients connect
 documented settings only, and a wrong password is refused."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from streamer.admin import ensure_topics
 from streamer.kafka_config import aiokafka_config, kafka_python_config
 from streamer.kafka_local import LocalBroker
 from streamer.kafka_local.broker import free_ports
+from streamer.kafka_probe import EXIT_AUTHENTICATION, EXIT_PROTOCOL
 from streamer.settings import Settings
 from streamer.worker_process import WorkerProcess
 from tests.integration.conftest import StreamerSetup
@@ -189,3 +193,42 @@ def test_a_worker_with_a_wrong_password_stops(sasl_broker, sasl_setup):
         worker.kill()
         pytest.fail(f"a worker with a wrong password kept running:\n{worker.log_tail()}")
     assert worker.process.returncode != 0
+
+
+def run_cli(command: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``streamrec <command>`` in a child process with ``env`` over this one's, as a user runs it."""
+    args = [sys.executable, "-m", "streamer.cli", command]
+    if command == "replay":
+        data = tmp_path / "events.tsv"
+        data.write_text("SessionId\tItemId\tTime\n1\t10\t1.0\n")
+        args.append(str(data))
+    env = {
+        **os.environ,
+        "STREAMREC_DATA_DIR": str(tmp_path / "state"),
+        "STREAMREC_RETRAINER_DIR": str(tmp_path / "retrainer"),
+        **env,
+    }
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("command", ["worker", "retrainer", "replay"])
+def test_a_wrong_password_is_reported_as_an_authentication_failure(sasl_broker, command, tmp_path):
+    began = time.monotonic()
+    with refused_by(sasl_broker):
+        result = run_cli(command, security_env(sasl_broker, password="not-the-password"), tmp_path)
+    assert result.returncode == EXIT_AUTHENTICATION
+    assert result.stderr.splitlines() == [
+        f"streamrec {command}: authentication failed for user {USER!r} via SASL/PLAIN at "
+        f"{sasl_broker.sasl_bootstrap_servers}: Authentication failed: Invalid username or password"
+    ]
+    assert time.monotonic() - began < 30  # imports and the probe; not kafka-python's ~37 s of retries
+
+
+def test_plaintext_against_the_sasl_listener_is_reported_as_a_protocol_mismatch(sasl_broker, tmp_path):
+    result = run_cli("worker", {"KAFKA_BOOTSTRAP_SERVERS": sasl_broker.sasl_bootstrap_servers}, tmp_path)
+    assert result.returncode == EXIT_PROTOCOL
+    assert result.stderr.splitlines() == [
+        f"streamrec worker: protocol mismatch: {sasl_broker.sasl_bootstrap_servers} closed the connection "
+        "while asking for metadata: the listener expects SASL authentication (SASL_PLAINTEXT or SASL_SSL), "
+        "or is not a broker's (STREAMREC_KAFKA_SECURITY_PROTOCOL is PLAINTEXT)"
+    ]
