@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit test-integration lint bench-train bench-stream clean
+.PHONY: setup demo test test-unit test-integration lint chaos bench-train bench-stream clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test-integration: setup
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+chaos: setup  ## SIGKILLs, a broker crash and a rebalance under mixed producers, then an audit of every event (~10 min)
+	$(PY) -m tests.chaos.drill
 
 bench-train: $(INSTALLED)  ## model accuracy and training speed on rsc15-100k
 	$(PY) bench/train_benchmark.py

@@ -103,7 +103,8 @@ def audit(
         elif len(got_lists) + len(got_letters) > 1:
             report.differing.append(f"{position}: {len(got_lists)} lists, {len(got_letters)} dead letters")
         elif got_lists and got_lists != {expected_lists.get(position)}:
-            report.differing.append(f"{position}: list differs from the clean run's")
+            difference = _first_difference(got_lists.pop(), expected_lists.get(position))
+            report.differing.append(f"{position}: list differs from the clean run's {difference}")
         elif got_letters and {reason for reason, _ in got_letters} != {expected_letters.get(position)}:
             expected = expected_letters.get(position)
             report.differing.append(f"{position}: dead letter {got_letters}, expected {expected}")
@@ -147,6 +148,16 @@ def clean_run(
             body = without_produced_at(value)
             lists[_source_of_list(body)] = body
     return lists, letters, states, repeats
+
+
+def _first_difference(got: bytes, expected: bytes | None) -> str:
+    if expected is None:
+        return "the clean run has no list for it"
+    at = next(
+        (n for n, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b),
+        min(len(got), len(expected)),
+    )
+    return f"at byte {at}: {got[max(0, at - 30) : at + 30]!r} vs {expected[max(0, at - 30) : at + 30]!r}"
 
 
 def _source_of_list(body: bytes) -> Position:

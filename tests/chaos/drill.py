@@ -65,7 +65,7 @@ class Drill:
                 self._chaos(broker, workers)
             finally:
                 workload.stop()
-            self.log(f"produced {workload.sent} ({workload.failed} failed sends)")
+            self.log(f"produced {workload.sent}, {workload.failed} sends failed")
             inputs = self._wait_for_outcomes(settings, workers)
             for worker in workers:
                 if worker.stop() != 0:

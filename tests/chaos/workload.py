@@ -84,7 +84,7 @@ class Workload:
         finally:
             producer.close()
 
-    def _count(self, _metadata: object, kind: str) -> None:
+    def _count(self, kind: str, _metadata: object) -> None:
         self.sent[kind] = self.sent.get(kind, 0) + 1
 
     def _failed(self, _error: BaseException) -> None:
