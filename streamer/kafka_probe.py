@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka.net.sasl import get_sasl_mechanism
@@ -71,11 +71,11 @@ def probe_bootstrap(settings: Settings, timeout_s: float | None = None) -> None:
             return
         except ProbeFailure as failure:
             failures.append(failure)
-    worst = max(failures, key=lambda failure: failure.step)
+    furthest = max(failures, key=lambda failure: failure.step)
     if len(failures) == 1:
-        raise worst
+        raise furthest
     raise ProbeFailure(
-        f"{worst} (none of the {len(failures)} bootstrap servers works)", worst.exit_code, worst.step
+        f"{furthest} (none of the {len(failures)} bootstrap servers works)", furthest.exit_code, furthest.step
     )
 
 
@@ -84,12 +84,8 @@ def require_kafka(settings: Settings, command: str) -> None:
     try:
         probe_bootstrap(settings)
     except ProbeFailure as failure:
-        _exit(command, failure)
-
-
-def _exit(command: str, failure: ProbeFailure) -> NoReturn:
-    print(f"{command}: {failure}", file=sys.stderr)
-    raise SystemExit(failure.exit_code)
+        print(f"{command}: {failure}", file=sys.stderr)
+        raise SystemExit(failure.exit_code) from None
 
 
 def _probe_server(settings: Settings, host: str, port: int, deadline: float) -> None:
