@@ -131,7 +131,7 @@ SETTINGS: dict[str, Setting] = {
             "STREAMREC_MODEL_PATH",
             "var/models/current",
             _path,
-            "artifact served when no model has been announced yet",
+            "artifact served when no announced model verifies",
         ),
         Setting("STREAMREC_DATA_DIR", "var/streamer", _path, "where the worker keeps its RocksDB state"),
         Setting("STREAMREC_TOP_K", "20", _integer(1, 1000), "items per recommendation list"),
