@@ -21,6 +21,9 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
 from models.artifact import ArtifactError, ModelArtifact, load_artifact
 from schemas.errors import InvalidMessage
 from schemas.model_updates import ModelAnnouncement, is_history_key
@@ -31,6 +34,8 @@ from streamer.serving import ModelHolder, serving_policy
 from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
+
+FOLLOW_RETRY_S = 2.0
 
 
 class AnnouncementRefused(ValueError):
@@ -143,11 +148,8 @@ class ModelFeed:
 
     async def follow(self) -> None:
         """Stage every sound model announced after start, for as long as the worker runs."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
         tp = TopicPartition(self.settings.model_updates_topic, 0)
-        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_config(self.settings))
-        await consumer.start()
+        consumer = await self._started_consumer()
         try:
             consumer.assign([tp])
             consumer.seek(tp, self._follow_from)
@@ -159,6 +161,21 @@ class ModelFeed:
                     await self._consider(announcement)
         finally:
             await consumer.stop()
+
+    async def _started_consumer(self) -> AIOKafkaConsumer:
+        """A started consumer, retried while Kafka cannot be reached: this runs as a Faust task once
+        the worker is ready, and a task that raises stops the whole worker."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                group_id=None, enable_auto_commit=False, **aiokafka_config(self.settings)
+            )
+            try:
+                await consumer.start()
+                return consumer
+            except KafkaConnectionError as exc:
+                await consumer.stop()
+                log.warning("cannot follow model updates yet, retrying in %s s: %s", FOLLOW_RETRY_S, exc)
+                await asyncio.sleep(FOLLOW_RETRY_S)
 
     async def _consider(self, announcement: ModelAnnouncement) -> None:
         try:
