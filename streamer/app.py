@@ -13,7 +13,7 @@ import torch
 
 from streamer.consumer import Transport
 from streamer.kafka_config import faust_credentials
-from streamer.logs import logging_config
+from streamer.logs import install_repeat_limiter, logging_config
 from streamer.settings import ConfigError, Settings
 
 
@@ -21,12 +21,18 @@ class StreamrecApp(faust.App):
     """A Faust app whose shutdown is bounded: Faust waits for the batch in flight and the producer
     without limit, but a pod's grace period ends. Past the deadline the process exits non-zero;
     that is safe, since user states record the offsets they applied. Its consumer hands records to
-    the streams a fetch at a time (:mod:`streamer.consumer`)."""
+    the streams a fetch at a time (:mod:`streamer.consumer`). Repeated warnings and errors are
+    rate-limited (:class:`streamer.logs.RepeatLimiter`)."""
 
     shutdown_timeout_s: float = 30.0
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    async def on_first_start(self) -> None:
+        # The Faust worker has set up logging by now (it starts the app after that).
+        install_repeat_limiter()
+        await super().on_first_start()
 
     async def on_stop(self) -> None:
         deadline = threading.Timer(self.shutdown_timeout_s, _exit_after_timeout, [self.shutdown_timeout_s])
