@@ -24,6 +24,7 @@ from streamer.retrainer.store import announce
 from streamer.settings import Settings
 from streamer.state import UserState
 from tests.support.kafka_io import TopicReader, latest_per_key, produce, produce_events
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +56,6 @@ def served_version(worker) -> str | None:
         f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/readyz", timeout=5
     ) as r:
         return json.load(r)["model_version"]
-
-
-def wait_for(condition, timeout_s: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)  # poll interval
 
 
 def encode(artifact, items: list[str]) -> torch.Tensor:
