@@ -1,6 +1,11 @@
 """Model announcements: what the retrainer publishes on the compacted ``model-updates`` topic when it
 promotes a model, keyed by ``b"current"`` so compaction keeps the latest.
 
+The retrainer also publishes each announcement a second time under ``b"version/<version>"`` (the
+history), so compaction keeps every promoted model's announcement and a starting worker can walk
+back to the newest one whose artifact verifies. Followers act on the other keys only; the history
+is read at start.
+
 Wire format (JSON object)::
 
     {"version": "20261122T080000Z-3f2a1c9e", "path": "20261122T080000Z-3f2a1c9e",
@@ -17,6 +22,7 @@ from schemas._json import decode_object, encode, required_number, required_str
 from schemas.errors import InvalidMessage
 
 ANNOUNCEMENT_KEY = b"current"
+HISTORY_KEY_PREFIX = b"version/"
 MAX_ANNOUNCEMENT_BYTES = 64 * 1024
 
 
@@ -52,3 +58,12 @@ class ModelAnnouncement:
             created_at=required_number(obj, "created_at"),
             metrics={k: float(v) for k, v in metrics.items()},
         )
+
+
+def history_key(version: str) -> bytes:
+    """The key under which compaction keeps this version's announcement."""
+    return HISTORY_KEY_PREFIX + version.encode()
+
+
+def is_history_key(key: bytes | None) -> bool:
+    return key is not None and key.startswith(HISTORY_KEY_PREFIX)

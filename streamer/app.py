@@ -14,7 +14,7 @@ import torch
 from streamer.consumer import Transport
 from streamer.kafka_config import faust_credentials
 from streamer.kafka_probe import require_kafka
-from streamer.logs import logging_config
+from streamer.logs import install_repeat_limiter, logging_config
 from streamer.offsets import OffsetGuard
 from streamer.settings import ConfigError, Settings
 
@@ -25,7 +25,8 @@ class StreamrecApp(faust.App):
     that is safe, since user states record the offsets they applied. Its consumer hands records to
     the streams a fetch at a time (:mod:`streamer.consumer`). Before a worker connects, its Kafka
     settings are probed (:mod:`streamer.kafka_probe`): a wrong address, protocol or password stops it
-    with one line and its own exit code."""
+    with one line and its own exit code. Repeated warnings and errors are rate-limited
+    (:class:`streamer.logs.RepeatLimiter`)."""
 
     shutdown_timeout_s: float = 30.0
     offset_guard: OffsetGuard  # what the agents may apply, and what the consumer may commit
@@ -39,6 +40,11 @@ class StreamrecApp(faust.App):
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    async def on_first_start(self) -> None:
+        # The Faust worker has set up logging by now (it starts the app after that).
+        install_repeat_limiter()
+        await super().on_first_start()
 
     async def on_stop(self) -> None:
         deadline = threading.Timer(self.shutdown_timeout_s, _exit_after_timeout, [self.shutdown_timeout_s])

@@ -39,6 +39,11 @@ MODEL_INFO = Gauge(
 TABLES_RECOVERED = Gauge(
     "streamrec_tables_recovered", "1 once table recovery has completed", registry=REGISTRY
 )
+BROKER_CONNECTED = Gauge(
+    "streamrec_broker_connected",
+    "1 while Kafka answers the worker's probes (0 after STREAMREC_BROKER_GRACE_S without an answer)",
+    registry=REGISTRY,
+)
 MODEL_SWAP_REFUSED = Counter(
     "streamrec_model_swap_refused",
     "Announced models refused (the old one kept serving)",

@@ -131,7 +131,7 @@ SETTINGS: dict[str, Setting] = {
             "STREAMREC_MODEL_PATH",
             "var/models/current",
             _path,
-            "artifact served when no model has been announced yet",
+            "artifact served when no announced model verifies",
         ),
         Setting("STREAMREC_DATA_DIR", "var/streamer", _path, "where the worker keeps its RocksDB state"),
         Setting("STREAMREC_TOP_K", "20", _integer(1, 1000), "items per recommendation list"),
@@ -294,6 +294,12 @@ SETTINGS: dict[str, Setting] = {
             _number(1, 3600),
             "after SIGTERM the worker flushes, commits and closes within this, else exits non-zero",
         ),
+        Setting(
+            "STREAMREC_BROKER_GRACE_S",
+            "10",
+            _number(1, 3600),
+            "/readyz answers 503 once Kafka has not answered the worker for this long",
+        ),
         Setting("STREAMREC_WEB_PORT", "6066", _integer(1, 65535), "HTTP port for health and metrics"),
         Setting("STREAMREC_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "log level"),
         Setting("STREAMREC_LOG_FORMAT", "text", _choice("text", "json"), "text, or one JSON object per line"),
@@ -344,6 +350,7 @@ class Settings:
     retrain_margin: float
     retrainer_metrics_port: int
     shutdown_timeout_s: float
+    broker_grace_s: float
     web_port: int
     log_level: str
     log_format: str

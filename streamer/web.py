@@ -4,15 +4,30 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamer import agents
-from streamer.app import app
-from streamer.metrics import REGISTRY, TABLES_RECOVERED
+from streamer.app import app, settings
+from streamer.broker_watch import BrokerWatch
+from streamer.metrics import BROKER_CONNECTED, REGISTRY, TABLES_RECOVERED
+
+broker = BrokerWatch(settings.broker_grace_s)
+
+
+@app.task
+async def watch_broker() -> None:
+    await broker.run(settings)
 
 
 def readiness() -> dict[str, bool]:
-    """What readiness needs: a model to serve and table state fully recovered from the changelog."""
+    """What readiness needs: a model to serve, table state fully recovered from the changelog, and
+    Kafka answering (within the grace period)."""
     recovered = app.tables.recovery.completed.is_set() and not app.in_recovery and not app.rebalancing
+    connected = broker.connected()
     TABLES_RECOVERED.set(1 if recovered else 0)
-    return {"model_loaded": agents.models.holder.version is not None, "tables_recovered": recovered}
+    BROKER_CONNECTED.set(1 if connected else 0)
+    return {
+        "model_loaded": agents.models.holder.version is not None,
+        "tables_recovered": recovered,
+        "broker_connected": connected,
+    }
 
 
 @app.page("/healthz")

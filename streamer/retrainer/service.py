@@ -15,7 +15,7 @@ from schemas.errors import InvalidMessage
 from schemas.events import Event
 from streamer.admin import ensure_model_updates_topic, ensure_topics, partition_counts
 from streamer.kafka_config import aiokafka_config
-from streamer.model_swap import AnnouncementRefused, load_announced, read_latest_announcement
+from streamer.model_swap import newest_sound_announcement
 from streamer.retrainer.cycle import Decision, run_cycle
 from streamer.retrainer.store import announce, publish_to_store
 from streamer.retrainer.window import EventWindow
@@ -38,13 +38,11 @@ WINDOW_SIZE = Gauge("streamrec_retrainer_window_events", "Events in the window",
 
 
 def current_model(settings: Settings) -> ModelArtifact | None:
-    """What the streamers serve: the latest sound announcement, else STREAMREC_MODEL_PATH if present."""
-    announcement, _ = read_latest_announcement(settings)
-    if announcement is not None:
-        try:
-            return load_announced(settings, announcement)
-        except AnnouncementRefused as exc:
-            log.error("the latest announced model is unusable (%s); falling back", exc)
+    """What the streamers serve: the newest announced model that verifies, else STREAMREC_MODEL_PATH
+    if present."""
+    sound, _ = newest_sound_announcement(settings)
+    if sound is not None:
+        return sound[1]
     if (settings.model_path / "manifest.json").is_file():
         return load_artifact(settings.model_path)
     return None

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from models.artifact import ModelArtifact, load_artifact, save_artifact
-from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement
+from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key
 from streamer.kafka_config import kafka_python_config
 from streamer.retrainer.cycle import Candidate
 from streamer.settings import Settings
@@ -31,7 +31,8 @@ def publish_to_store(store: Path, candidate: Candidate) -> ModelArtifact:
 
 
 def announce(settings: Settings, artifact: ModelArtifact, path: Path) -> ModelAnnouncement:
-    """Publish ``artifact`` on the compacted model-updates topic and wait until Kafka has it."""
+    """Publish ``artifact`` on the compacted model-updates topic, under ``current`` and under its
+    version's history key, and wait until Kafka has both."""
     from kafka import KafkaProducer
 
     announcement = ModelAnnouncement(
@@ -43,9 +44,11 @@ def announce(settings: Settings, artifact: ModelArtifact, path: Path) -> ModelAn
     )
     producer = KafkaProducer(acks="all", **kafka_python_config(settings))
     try:
-        producer.send(settings.model_updates_topic, key=ANNOUNCEMENT_KEY, value=announcement.to_bytes()).get(
-            30
-        )
+        # ``current`` first: running workers follow that key, so a crash before the history record
+        # still reaches every worker; the history record lets a restarted one walk back past a bad
+        # later announcement (streamer.model_swap).
+        for key in (ANNOUNCEMENT_KEY, history_key(announcement.version)):
+            producer.send(settings.model_updates_topic, key=key, value=announcement.to_bytes()).get(30)
     finally:
         producer.close()
     return announcement

@@ -12,13 +12,19 @@ from collections import Counter
 
 import pytest
 import torch
+from kafka.admin import NewTopic
 
+from bench.stream_data import swap_artifact
 from models.artifact import load_artifact
 from schemas.events import Event
-from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement
+from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key
 from schemas.recommendations import Recommendation
+from streamer.admin import create_missing_topics
+from streamer.retrainer.store import announce
+from streamer.settings import Settings
 from streamer.state import UserState
 from tests.support.kafka_io import TopicReader, latest_per_key, produce, produce_events
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,13 +56,6 @@ def served_version(worker) -> str | None:
         f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/readyz", timeout=5
     ) as r:
         return json.load(r)["model_version"]
-
-
-def wait_for(condition, timeout_s: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)  # poll interval
 
 
 def encode(artifact, items: list[str]) -> torch.Tensor:
@@ -165,3 +164,65 @@ def test_a_tampered_or_mismatched_artifact_is_refused_and_the_old_model_keeps_se
         assert worker.stop() == 0, worker.log_tail()
         recs.close()
     assert {r.model_version for r in lists} == {old.version}
+
+
+def test_a_restarted_worker_serves_the_newest_announced_model_that_verifies(kafka_bootstrap, streamer_setup):
+    """Even after compaction has dropped the good model's ``current`` announcement: its history
+    record remains."""
+    setup = streamer_setup
+    settings = Settings.from_env(setup.env())
+    store = settings.model_store
+    quickly_compacted_updates_topic(settings)
+    first = setup.worker().start()
+    try:
+        first.wait_ready()
+        good = swap_artifact(setup.model_path, store, "good", seed=1)
+        announce(settings, load_artifact(store / "good"), store / "good")
+        wait_for(lambda: served_version(first) == good.version, what="the switch to the good model")
+
+        swap_artifact(setup.model_path, store, "corrupt", seed=2)
+        corrupt = load_artifact(store / "corrupt")
+        weights = store / "corrupt" / "weights.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+        refused = announce(settings, corrupt, store / "corrupt")
+        wait_for(lambda: metric_value(first, "streamrec_model_swap_refused_total") >= 1, what="the refusal")
+        assert served_version(first) == good.version
+    finally:
+        assert first.stop() == 0, first.log_tail()
+    wait_for(
+        lambda: compacted(kafka_bootstrap, settings.model_updates_topic, refused),
+        timeout_s=90,
+        what="compaction to drop the good model's current announcement",
+    )
+
+    recs = TopicReader(kafka_bootstrap, setup.topics["recommendations"])
+    restarted = setup.worker().start()
+    try:
+        assert restarted.wait_ready()["model_version"] == good.version
+        events = stream_of_events(load_artifact(setup.model_path), 20)
+        produce_events(kafka_bootstrap, setup.topics["click"], events)
+        lists = [Recommendation.from_bytes(m.value) for m in recs.read(len(events), worker=restarted)]
+    finally:
+        assert restarted.stop() == 0, restarted.log_tail()
+        recs.close()
+    assert {r.model_version for r in lists} == {good.version}
+
+
+def quickly_compacted_updates_topic(settings: Settings) -> None:
+    """The model-updates topic, with segments that roll after 100 ms, so the broker's log cleaner
+    (every 15 s by default) compacts announcements during the test rather than days later."""
+    config = {"cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01"}
+    create_missing_topics(settings, [NewTopic(settings.model_updates_topic, 1, 1, topic_configs=config)])
+
+
+def compacted(bootstrap: str, topic: str, newest: ModelAnnouncement) -> bool:
+    """Whether the topic holds no ``current`` announcement but ``newest``. Each call appends
+    ``newest``'s history record again (a no-op for workers) so that the segment holding its
+    ``current`` record rolls and becomes cleanable: the cleaner never touches the active segment."""
+    produce(bootstrap, [(topic, history_key(newest.version), newest.to_bytes())])
+    reader = TopicReader(bootstrap, topic)
+    try:
+        current = [r.value for r in reader.read_quiet(1.0) if r.key == ANNOUNCEMENT_KEY]
+    finally:
+        reader.close()
+    return current == [newest.to_bytes()]

@@ -11,9 +11,10 @@ from models.artifact import save_artifact
 from models.model import GRU4Rec, ModelConfig
 from schemas.errors import InvalidMessage
 from schemas.json_schemas import load_schema
-from schemas.model_updates import ModelAnnouncement
+from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key, is_history_key
 from streamer.engine import ServingPolicy
-from streamer.model_swap import AnnouncementRefused, load_announced
+from streamer.metrics import REGISTRY
+from streamer.model_swap import AnnouncementRefused, first_sound, load_announced, newest_first
 from streamer.serving import ModelHolder
 from streamer.settings import Settings
 
@@ -83,3 +84,44 @@ def test_announcements_round_trip_and_match_their_schema(store):
     jsonschema.validate(json.loads(raw), load_schema("model-update"))
     with pytest.raises(InvalidMessage):
         ModelAnnouncement.from_bytes(b'{"version": "v"}')
+
+
+def test_the_newest_announcement_comes_first_and_a_repeated_one_counts_where_it_was_last(store):
+    a, b = announce(store, version="a", path="a"), announce(store, version="b", path="b")
+    # The retrainer publishes each under "current" and under its history key: a, a, b, b.
+    assert newest_first([a, a, b, b]) == [b, a]
+    # A rollback re-announces a after b: a is the newest again.
+    assert newest_first([a, b, a]) == [a, b]
+
+
+def test_the_walk_back_skips_refused_announcements_and_counts_them(store):
+    folder, _ = store
+    good = announce(store)
+    corrupt = announce(store, version="v-corrupt", path="corrupt")
+    missing = announce(store, version="v-missing", path="missing")
+    shutil.copytree(folder / "v1", folder / "corrupt")
+    weights = folder / "corrupt" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    settings = settings_for(store)
+    refused_before = refused_count("unloadable")
+
+    chosen = first_sound(newest_first([good, corrupt, missing]), lambda a: load_announced(settings, a))
+
+    assert chosen is not None and chosen[0] == good and chosen[1].version == good.version
+    assert refused_count("unloadable") - refused_before == 2
+
+
+def test_no_sound_announcement_leaves_the_choice_to_the_fallback(store):
+    settings = settings_for(store)
+    missing = announce(store, path="missing")
+    assert first_sound([missing], lambda a: load_announced(settings, a)) is None
+    assert first_sound([], lambda a: load_announced(settings, a)) is None
+
+
+def test_history_keys_are_told_apart_from_the_current_key():
+    assert is_history_key(history_key("20261122T080000Z-3f2a1c9e"))
+    assert not is_history_key(ANNOUNCEMENT_KEY) and not is_history_key(None)
+
+
+def refused_count(reason: str) -> float:
+    return REGISTRY.get_sample_value("streamrec_model_swap_refused_total", {"reason": reason}) or 0.0
