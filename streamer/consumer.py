@@ -18,6 +18,7 @@ which can pass offsets that were never applied (see that module).
 import asyncio
 from collections.abc import AsyncIterator
 
+from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -26,7 +27,20 @@ from mode import Service
 YIELD_EVERY = 100  # records delivered between two trips through the event loop, as in Faust
 
 
+class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Reads committed records only: events of a transaction that its producer aborted never reach
+    the agents (Faust reads uncommitted records unless it runs exactly-once transactions itself)."""
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._isolation_level = "read_committed"  # what AIOKafkaConsumer.start() builds its fetcher with
+        return consumer
+
+
 class FetchDeliveringConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
+        return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     def _new_offset(self, tp: TP) -> int | None:
         # Faust's acknowledgement lists only grow when nothing reads them.
         self._acked.pop(tp, None)

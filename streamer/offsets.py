@@ -53,10 +53,10 @@ class OffsetGuard:
         """
         accepted: list[int] = []
         seeks: dict[TopicPartition, int] = {}
-        held: set[TopicPartition] = set()
+        jumped_now: set[TopicPartition] = set()  # the rest of this batch is the fetch that jumped
         for index, record in enumerate(records):
             tp = (record.topic, record.partition)
-            if tp in held:
+            if tp in jumped_now:
                 continue
             expected = self._next.get(tp)
             if expected is not None and record.offset > expected:
@@ -64,10 +64,9 @@ class OffsetGuard:
                 if jumped_at is None:
                     self._seeking[tp] = record.offset
                     seeks[tp] = expected
-                    held.add(tp)
+                    jumped_now.add(tp)
                     continue
-                if record.offset > jumped_at:  # the rest of the fetch that jumped; the re-read follows
-                    held.add(tp)
+                if record.offset > jumped_at:  # the stale rest of an earlier jump; the re-read follows
                     continue
                 # Re-read after the seek and still above: no records at offsets expected..offset-1.
             self._seeking.pop(tp, None)
