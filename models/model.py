@@ -135,17 +135,28 @@ class GRU4Rec(nn.Module):
     def zero_state(self, batch: int) -> Tensor:
         return torch.zeros(batch, *self.state_shape)
 
+    # Each of step, scores and top_k gives a row the same bits whatever the other rows and however
+    # many: every matrix product runs on blocks of exactly SERVING_BLOCK rows (see there).
+
     @torch.inference_mode()
     def step(self, hidden: Tensor, items: Tensor, event_types: Tensor) -> Tensor:
         """Advance ``[B, n_layers, hidden]`` states by one event each; no dropout, no autograd."""
         table = self.item_weight if self.input_weight is None else self.input_weight
-        x = self._add_event_vectors(table.index_select(0, items), event_types)
-        return self._advance(x, hidden, dropout=False)
+        x = _padded(self._add_event_vectors(table.index_select(0, items), event_types))
+        padded_hidden = _padded(hidden)
+        advanced = torch.empty_like(padded_hidden)
+        for block in _blocks(len(hidden)):
+            advanced[block] = self._advance(x[block], padded_hidden[block], dropout=False)
+        return advanced[: len(hidden)]
 
     @torch.inference_mode()
     def scores(self, hidden: Tensor) -> Tensor:
         """Scores of all items, ``[B, n_items]``, from ``[B, n_layers, hidden]`` states."""
-        return torch.addmm(self.item_bias, hidden[:, -1], self.item_weight.T)
+        top_layer = _padded(hidden[:, -1])
+        scores = hidden.new_empty(len(top_layer), self.n_items)
+        for block in _blocks(len(hidden)):
+            self._score(top_layer[block], out=scores[block])
+        return scores[: len(hidden)]
 
     @torch.inference_mode()
     def top_k(self, hidden: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -153,14 +164,18 @@ class GRU4Rec(nn.Module):
 
         ``exclude`` holds one item index per row never to return (e.g. the item just seen), -1 for none.
         """
-        scores = self.scores(hidden)
-        if exclude is not None:
-            rows = torch.nonzero(exclude >= 0).squeeze(1)
-            scores[rows, exclude[rows]] = float("-inf")
         k = min(k, self.n_items)
-        if self.n_items >= TOP_K_BLOCKS_FROM and k * TOP_K_BLOCK * 4 <= self.n_items:
-            return _top_k_by_blocks(scores, k)
-        return torch.topk(scores, k, dim=1)
+        top_layer = _padded(hidden[:, -1])
+        top_scores = hidden.new_empty(len(hidden), k)
+        top_items = torch.empty(len(hidden), k, dtype=torch.long)
+        block_scores = hidden.new_empty(SERVING_BLOCK, self.n_items)
+        # Block by block, so that a block's scores are ranked while they are still in the cache.
+        for block in _blocks(len(hidden)):
+            scores = self._score(top_layer[block], out=block_scores)[: len(hidden[block])]
+            if exclude is not None:
+                _exclude_(scores, exclude[block])
+            top_scores[block], top_items[block] = self._rank(scores, k)
+        return top_scores, top_items
 
     @torch.inference_mode()
     def encode(self, items: Tensor, event_types: Tensor) -> Tensor:
@@ -169,6 +184,14 @@ class GRU4Rec(nn.Module):
         for i in range(len(items)):
             hidden = self.step(hidden, items[i : i + 1], event_types[i : i + 1])
         return hidden[0]
+
+    def _score(self, block: Tensor, out: Tensor) -> Tensor:
+        return torch.addmm(self.item_bias, block, self.item_weight.T, out=out)
+
+    def _rank(self, scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        if self.n_items >= TOP_K_BLOCKS_FROM and k * TOP_K_BLOCK * 4 <= self.n_items:
+            return _top_k_by_blocks(scores, k)
+        return torch.topk(scores, k, dim=1)
 
     # --- shared pieces --------------------------------------------------------------------------
 
@@ -186,6 +209,32 @@ class GRU4Rec(nn.Module):
                 x = F.dropout(x, self.config.dropout_hidden)
             layers.append(x)
         return torch.stack(layers, dim=1)
+
+
+# Serving runs every matrix product on blocks of exactly SERVING_BLOCK rows (the batch zero-padded to
+# a multiple of it), so each row always goes through the same kernel with the same shape: MKL picks its
+# kernel by the row count (products of 1-3 rows round differently from those of 4 or more), and a row's
+# bits must not depend on the micro-batch it came in. Pre-padding the tensor work cost, in µs per event
+# of step + top_k(20) at batches of 1/16/64/256 (`python -m bench.serving_step`, one thread): FIGURES.
+SERVING_BLOCK = 16
+
+
+def _padded(rows: Tensor) -> Tensor:
+    """``rows`` in a fresh buffer, zero-padded to a multiple of ``SERVING_BLOCK`` rows: every block has
+    the same strides and the same 64-byte alignment (16 rows of 4-byte floats)."""
+    padded = rows.new_zeros(-(-len(rows) // SERVING_BLOCK) * SERVING_BLOCK, *rows.shape[1:])
+    padded[: len(rows)] = rows
+    return padded
+
+
+def _blocks(n_rows: int) -> list[slice]:
+    """The blocks of ``SERVING_BLOCK`` rows covering ``n_rows`` rows (the last one into the padding)."""
+    return [slice(start, start + SERVING_BLOCK) for start in range(0, n_rows, SERVING_BLOCK)]
+
+
+def _exclude_(scores: Tensor, exclude: Tensor) -> None:
+    rows = torch.nonzero(exclude >= 0).squeeze(1)
+    scores[rows, exclude[rows]] = float("-inf")
 
 
 def _glorot_uniform_(tensor: Tensor, generator: torch.Generator | None) -> None:

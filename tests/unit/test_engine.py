@@ -1,5 +1,9 @@
 """The micro-batch engine: ordering, exactly-once application, sessions, re-encoding, scoring."""
 
+import json
+import random
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -120,6 +124,69 @@ def test_an_event_sent_twice_gets_the_same_list_again_and_moves_the_state_once(a
         assert sum(result.repeats for result in results) == 1
         assert states["u"].events_seen == 1
         np.testing.assert_allclose(states["u"].hidden, encode(artifact, [4]), atol=1e-6)
+
+
+def lists_without_produced_at(results) -> dict[str, bytes]:
+    """Each event's list bytes, ``produced_at`` (the one field a recomputation may change) cut out."""
+    return {
+        json.loads(value)["event_id"]: re.sub(rb'"produced_at":[^,]*,', b"", value)
+        for result in results
+        for _, value in result.lists
+    }
+
+
+def merged_at_random(events: list, others: list, rng: random.Random) -> list:
+    """``events`` and ``others`` interleaved at random, each kept in its own order."""
+    slots = set(rng.sample(range(len(events) + len(others)), len(others)))
+    ours, theirs = iter(events), iter(others)
+    return [next(theirs) if n in slots else next(ours) for n in range(len(events) + len(others))]
+
+
+def test_lists_and_states_are_the_same_bits_whatever_the_micro_batching(artifact):
+    rng = random.Random(5)
+    stream = Stream()
+    kinds = [EventType.CLICK] * 4 + [EventType.BUY]
+
+    def random_events(users: str, n: int) -> list[ParsedEvent]:
+        return [
+            stream.event(f"{users}{rng.randrange(30)}", rng.randrange(N_ITEMS), kind=rng.choice(kinds))
+            for _ in range(n)
+        ]
+
+    events = random_events("u", 120)  # 30 users, ~4 events each, interleaved
+    among_others = merged_at_random(events, random_events("other", 60), rng)
+    cuts = sorted(rng.sample(range(1, len(events)), 6))
+    batchings = {
+        "one event per batch": [[e] for e in events],
+        "one batch": [events],
+        "batches of 7": [events[i : i + 7] for i in range(0, len(events), 7)],
+        "uneven batches": [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)],
+        "among other users' events": [among_others[i : i + 45] for i in range(0, len(among_others), 45)],
+    }
+    outcomes = {name: run(Recommender(artifact, ServingPolicy()), b) for name, b in batchings.items()}
+
+    expected_states, expected_results = outcomes.pop("one event per batch")
+    expected_lists = lists_without_produced_at(expected_results)
+    assert len(expected_lists) == len(events)
+    for name, (states, results) in outcomes.items():
+        lists = lists_without_produced_at(results)
+        assert {event_id: lists[event_id] for event_id in expected_lists} == expected_lists, name
+        for user, expected in expected_states.items():
+            assert states[user].hidden.tobytes() == expected.hidden.tobytes(), (name, user)
+
+
+def test_reencoding_gives_a_history_the_same_bits_alone_or_among_others(artifact):
+    rng = random.Random(6)
+    lengths = [rng.randrange(1, 30) for _ in range(40)]  # re-encoded in shrinking prefixes: 40 rows to 1
+    histories = [
+        ([f"item-{rng.randrange(N_ITEMS)}" for _ in range(n)], [rng.randrange(2) for _ in range(n)])
+        for n in lengths
+    ]
+    recommender = Recommender(artifact, ServingPolicy())
+    together = recommender.reencode_many(histories)
+    for history, hidden in zip(histories, together, strict=True):
+        [alone] = recommender.reencode_many([history])
+        assert alone.tobytes() == hidden.tobytes()
 
 
 def test_an_unknown_item_is_dead_lettered_and_leaves_the_state_alone(artifact):

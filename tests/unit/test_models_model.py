@@ -51,13 +51,59 @@ def test_encode_equals_stepping_one_event_at_a_time():
     assert torch.equal(encoded, hidden[0])
 
 
-def test_step_is_the_same_for_a_row_alone_or_in_a_batch():
-    model = make_model()
-    items, types = random_sequences(steps=1, batch=5, seed=4)
-    hidden = torch.randn(5, *model.state_shape, generator=torch.Generator().manual_seed(0))
-    together = model.step(hidden, items[0], types[0])
-    alone = model.step(hidden[2:3], items[0, 2:3], types[0, 2:3])
-    torch.testing.assert_close(together[2:3], alone, rtol=0, atol=1e-6)
+# Micro-batch sizes the streamer can see (STREAMREC_BATCH_MAX is 256 by default), around the
+# serving block and the row counts at which matrix kernels change.
+BATCH_SIZES = (1, 2, 3, 7, 16, 17, 31, 64, 255, 256, 300)
+POOL = 300  # candidate rows; the first PROBES are the rows followed from batch to batch
+PROBES = 5
+
+
+def batch_around_probes(size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pool indices of a batch of ``size`` rows: the probes (as many as fit) at random positions, random
+    other pool rows elsewhere; and the batch position of each probe that fits."""
+    positions = torch.randperm(size, generator=generator)[:PROBES]
+    order = torch.randint(PROBES, POOL, (size,), generator=generator)
+    order[positions] = torch.arange(len(positions))
+    return order, positions
+
+
+@pytest.mark.parametrize("overrides", [{}, {"embedding": 5}, {"hidden": 100, "n_layers": 1}])
+def test_a_row_steps_to_the_same_bits_in_any_batch(overrides):
+    model = make_model(**overrides)
+    g = torch.Generator().manual_seed(7)
+    hidden = torch.randn(POOL, *model.state_shape, generator=g)
+    [items], [types] = random_sequences(steps=1, batch=POOL, seed=7)
+    alone = torch.cat(
+        [model.step(hidden[i : i + 1], items[i : i + 1], types[i : i + 1]) for i in range(PROBES)]
+    )
+    for size in BATCH_SIZES:
+        order, positions = batch_around_probes(size, g)
+        stepped = model.step(hidden[order], items[order], types[order])
+        assert torch.equal(stepped[positions], alone[: len(positions)]), f"batch of {size}"
+
+
+@pytest.mark.parametrize("n_items", [N_ITEMS, 2_933, 20_000])  # 20,000: the top-K by blocks
+def test_a_row_scores_the_same_bits_in_any_batch(n_items):
+    model = make_model(n_items=n_items, hidden=100, n_layers=1)
+    g = torch.Generator().manual_seed(8)
+    hidden = torch.randn(POOL, *model.state_shape, generator=g)
+    exclude = torch.randint(-1, n_items, (POOL,), generator=g)
+    k = min(20, n_items - 1)
+
+    def scored(rows: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            model.scores(hidden[rows]),
+            *model.top_k(hidden[rows], k),
+            *model.top_k(hidden[rows], k, exclude[rows]),
+        ]
+
+    alone = [
+        torch.cat(parts) for parts in zip(*(scored(torch.tensor([i])) for i in range(PROBES)), strict=True)
+    ]
+    for size in BATCH_SIZES:
+        order, positions = batch_around_probes(size, g)
+        for in_batch, expected in zip(scored(order), alone, strict=True):
+            assert torch.equal(in_batch[positions], expected[: len(positions)]), f"batch of {size}"
 
 
 def test_click_events_add_nothing_so_click_only_input_is_plain_gru4rec():
