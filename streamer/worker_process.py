@@ -14,16 +14,19 @@ from typing import Self
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, command: str = "worker") -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, command: str = "worker", module: str = "streamer.cli"
+    ) -> None:
         self.env = {**os.environ, **env}
         self.command = command
+        self.module = module  # tests run a worker with a fault injected through their own module
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Self:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamer.cli", self.command],
+                [sys.executable, "-m", self.module, self.command],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
