@@ -80,18 +80,25 @@ class StreamerSetup:
         )
 
 
-@pytest.fixture
-def streamer_setup(kafka_bootstrap, unique_name, trained_model, tmp_path) -> StreamerSetup:
-    app_id = unique_name("streamrec")
+def new_streamer_setup(
+    bootstrap: str, app_id: str, model: Path, folder: Path, extra_env: dict[str, str] | None = None
+) -> StreamerSetup:
+    """A deployment named ``app_id`` with its topics created, its state and logs under ``folder``."""
     topics = {kind: f"{app_id}-{kind}" for kind in ("click", "buy", "recommendations", "dead_letters")}
     setup = StreamerSetup(
-        kafka_bootstrap,
+        bootstrap,
         app_id,
         topics,
-        trained_model,
-        tmp_path / "state",
-        tmp_path / "worker.log",
+        model,
+        folder / "state",
+        folder / "worker.log",
         web_port=free_ports(1)[0],
+        extra_env=extra_env,
     )
-    ensure_topics(Settings.from_env(setup.env()))
+    ensure_topics(Settings.from_env(setup.env()))  # kafka-python's admin client, with the setup's security
     return setup
+
+
+@pytest.fixture
+def streamer_setup(kafka_bootstrap, unique_name, trained_model, tmp_path) -> StreamerSetup:
+    return new_streamer_setup(kafka_bootstrap, unique_name("streamrec"), trained_model, tmp_path)

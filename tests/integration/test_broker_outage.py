@@ -13,13 +13,10 @@ import pytest
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.admin import ensure_topics
 from streamer.broker_watch import PROBE_INTERVAL_S
 from streamer.kafka_local import LocalBroker
-from streamer.kafka_local.broker import free_ports
-from streamer.settings import Settings
 from streamer.worker_process import WorkerProcess
-from tests.integration.conftest import StreamerSetup
+from tests.integration.conftest import StreamerSetup, new_streamer_setup
 from tests.support.kafka_io import TopicReader, produce_events
 from tests.support.waiting import wait_for
 
@@ -36,19 +33,13 @@ def broker() -> Iterator[LocalBroker]:
 
 @pytest.fixture
 def outage_setup(broker, unique_name, trained_model, tmp_path) -> StreamerSetup:
-    app_id = unique_name("streamrec")
-    setup = StreamerSetup(
+    return new_streamer_setup(
         broker.bootstrap_servers,
-        app_id,
-        {kind: f"{app_id}-{kind}" for kind in ("click", "buy", "recommendations", "dead_letters")},
+        unique_name("streamrec"),
         trained_model,
-        tmp_path / "state",
-        tmp_path / "worker.log",
-        web_port=free_ports(1)[0],
-        extra_env={"STREAMREC_BROKER_GRACE_S": str(GRACE_S), "STREAMREC_LOG_FORMAT": "json"},
+        tmp_path,
+        {"STREAMREC_BROKER_GRACE_S": str(GRACE_S), "STREAMREC_LOG_FORMAT": "json"},
     )
-    ensure_topics(Settings.from_env(setup.env()))
-    return setup
 
 
 def readiness(worker: WorkerProcess) -> tuple[int, dict]:

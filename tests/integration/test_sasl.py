@@ -23,14 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.admin import ensure_topics
 from streamer.kafka_config import aiokafka_config, kafka_python_config
 from streamer.kafka_local import LocalBroker
-from streamer.kafka_local.broker import free_ports
 from streamer.kafka_probe import EXIT_AUTHENTICATION, EXIT_PROTOCOL
 from streamer.settings import Settings
 from streamer.worker_process import WorkerProcess
-from tests.integration.conftest import StreamerSetup
+from tests.integration.conftest import StreamerSetup, new_streamer_setup
 
 pytestmark = pytest.mark.e2e
 
@@ -56,19 +54,13 @@ def security_env(broker: LocalBroker, password: str = PASSWORD) -> dict[str, str
 
 @pytest.fixture
 def sasl_setup(sasl_broker, unique_name, trained_model, tmp_path) -> StreamerSetup:
-    app_id = unique_name("streamrec")
-    setup = StreamerSetup(
+    return new_streamer_setup(
         sasl_broker.sasl_bootstrap_servers,
-        app_id,
-        {kind: f"{app_id}-{kind}" for kind in ("click", "buy", "recommendations", "dead_letters")},
+        unique_name("streamrec"),
         trained_model,
-        tmp_path / "state",
-        tmp_path / "worker.log",
-        web_port=free_ports(1)[0],
-        extra_env=security_env(sasl_broker),
+        tmp_path,
+        security_env(sasl_broker),
     )
-    ensure_topics(Settings.from_env(setup.env()))  # kafka-python's admin client, over SASL
-    return setup
 
 
 def test_kafka_python_and_aiokafka_clients_authenticate_with_the_settings(sasl_broker, unique_name):
