@@ -53,7 +53,7 @@ def test_encode_equals_stepping_one_event_at_a_time():
 
 # Micro-batch sizes the streamer can see (STREAMREC_BATCH_MAX is 256 by default), around the
 # serving block and the row counts at which matrix kernels change.
-BATCH_SIZES = (1, 2, 3, 7, 16, 17, 31, 64, 255, 256, 300)
+BATCH_SIZES = (1, 2, 3, 7, 16, 17, 31, 32, 33, 64, 255, 256, 300)
 POOL = 300  # candidate rows; the first PROBES are the rows followed from batch to batch
 PROBES = 5
 
