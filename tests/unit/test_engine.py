@@ -149,19 +149,19 @@ def test_lists_and_states_are_the_same_bits_whatever_the_micro_batching(artifact
 
     def random_events(users: str, n: int) -> list[ParsedEvent]:
         return [
-            stream.event(f"{users}{rng.randrange(30)}", rng.randrange(N_ITEMS), kind=rng.choice(kinds))
+            stream.event(f"{users}{rng.randrange(40)}", rng.randrange(N_ITEMS), kind=rng.choice(kinds))
             for _ in range(n)
         ]
 
-    events = random_events("u", 120)  # 30 users, ~4 events each, interleaved
-    among_others = merged_at_random(events, random_events("other", 60), rng)
+    events = random_events("u", 160)  # 40 users, ~4 events each, interleaved: waves of 1 to 40 rows
+    among_others = merged_at_random(events, random_events("other", 80), rng)
     cuts = sorted(rng.sample(range(1, len(events)), 6))
     batchings = {
         "one event per batch": [[e] for e in events],
         "one batch": [events],
         "batches of 7": [events[i : i + 7] for i in range(0, len(events), 7)],
         "uneven batches": [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)],
-        "among other users' events": [among_others[i : i + 45] for i in range(0, len(among_others), 45)],
+        "among other users' events": [among_others[i : i + 60] for i in range(0, len(among_others), 60)],
     }
     outcomes = {name: run(Recommender(artifact, ServingPolicy()), b) for name, b in batchings.items()}
 
@@ -177,7 +177,7 @@ def test_lists_and_states_are_the_same_bits_whatever_the_micro_batching(artifact
 
 def test_reencoding_gives_a_history_the_same_bits_alone_or_among_others(artifact):
     rng = random.Random(6)
-    lengths = [rng.randrange(1, 30) for _ in range(40)]  # re-encoded in shrinking prefixes: 40 rows to 1
+    lengths = [rng.randrange(1, 30) for _ in range(70)]  # re-encoded in shrinking prefixes: 70 rows to 1
     histories = [
         ([f"item-{rng.randrange(N_ITEMS)}" for _ in range(n)], [rng.randrange(2) for _ in range(n)])
         for n in lengths
