@@ -30,10 +30,7 @@ HYPERPARAMETER_FLAGS: dict[str, tuple[str, type, str]] = {
 }
 
 
-def register(subparsers: argparse._SubParsersAction, name: str) -> None:
-    from streamer.cli import COMMANDS
-
-    summary = COMMANDS[name][1]
+def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
     parser = subparsers.add_parser(name, help=summary, description=summary)
     if name == "train":
         _add_train_arguments(parser)

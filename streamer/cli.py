@@ -1,7 +1,7 @@
 """The ``streamrec`` command: one entry point, one subcommand per job.
 
-Each subcommand lives in its own module, which exposes ``register(subparsers, name)``: it adds the
-subcommand's parser and sets ``func`` to a callable taking the parsed args and returning the exit
+Each subcommand lives in its own module, which exposes ``register(subparsers, name, summary)``: it
+adds the subcommand's parser and sets ``func`` to a callable taking the parsed args and returning the exit
 code. Only the module of the subcommand being run is imported, so ``streamrec kafka status`` does
 not pay for importing torch and faust.
 """
@@ -25,10 +25,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def command_summary(name: str) -> str:
-    return COMMANDS[name][1]
-
-
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamrec",
@@ -38,7 +34,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module_name, summary) in COMMANDS.items():
         if name == wanted:
-            importlib.import_module(module_name).register(subparsers, name)
+            importlib.import_module(module_name).register(subparsers, name, summary)
         else:
             subparsers.add_parser(name, help=summary)
     return parser

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from schemas.recommendations import Recommendation
-from streamer.cli import command_summary
 from streamer.settings import Settings
 from streamer.worker_process import WorkerProcess
 
@@ -29,8 +28,8 @@ DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "rsc15-100k"
 PARTITIONS = 4
 
 
-def register(subparsers: argparse._SubParsersAction, name: str) -> None:
-    parser = subparsers.add_parser(name, help=command_summary(name), description=__doc__)
+def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
+    parser = subparsers.add_parser(name, help=summary, description=__doc__)
     parser.add_argument(
         "--data",
         type=Path,

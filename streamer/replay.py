@@ -23,7 +23,6 @@ from typing import Any
 from tqdm import tqdm
 
 from schemas.events import Event, EventType
-from streamer.cli import command_summary
 from streamer.kafka_config import kafka_python_config
 from streamer.kafka_probe import EXIT_CODES_HELP, require_kafka
 from streamer.settings import ConfigError, Settings
@@ -241,10 +240,10 @@ def _progress_bar(progress: bool) -> dict[str, object]:
     return {"disable": None if progress else True, "unit": "ev", "mininterval": 1.0}
 
 
-def register(subparsers: argparse._SubParsersAction, name: str) -> None:
+def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
     parser = subparsers.add_parser(
         name,
-        help=command_summary(name),
+        help=summary,
         description=__doc__,
         epilog=f"{EXIT_CODES_HELP}\nand while replaying:\n  {EXIT_INCOMPLETE}  Kafka acknowledged nothing "
         "for --timeout seconds; the last line says how many events were delivered (resume with --skip)",

@@ -16,7 +16,6 @@ from tqdm import tqdm
 
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.cli import command_summary
 from streamer.kafka_config import kafka_python_config
 from streamer.settings import Settings
 
@@ -103,8 +102,8 @@ def consume_lists(settings: Settings, expected: int, idle_timeout_s: float) -> l
     return lists
 
 
-def register(subparsers: argparse._SubParsersAction, name: str) -> None:
-    parser = subparsers.add_parser(name, help=command_summary(name), description=__doc__)
+def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
+    parser = subparsers.add_parser(name, help=summary, description=__doc__)
     parser.add_argument("data", type=Path, help="the dataset that was replayed (.tsv or REES46 .csv)")
     parser.add_argument("--topic", default=None, help="default: $STREAMREC_RECOMMENDATIONS_TOPIC")
     parser.add_argument("--bootstrap-servers", default=None, help="default: $KAFKA_BOOTSTRAP_SERVERS")

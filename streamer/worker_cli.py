@@ -3,18 +3,17 @@
 import argparse
 import sys
 
-from streamer.cli import command_summary
 from streamer.kafka_probe import EXIT_CODES_HELP
 from streamer.settings import SETTINGS
 
 FAUST_LOG_LEVELS = {"warning": "warn"}
 
 
-def register(subparsers: argparse._SubParsersAction, name: str) -> None:
+def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
     settings_help = "\n".join(f"  {s.env:<34} {s.help} (default: {s.default})" for s in SETTINGS.values())
     parser = subparsers.add_parser(
         name,
-        help=command_summary(name),
+        help=summary,
         description="Consume the click and buy topics, keep each user's GRU state in RocksDB, and "
         "publish a top-K list per event. Configured by environment variables; a bad value stops the "
         "worker at start with a message naming the variable.",

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from streamer.cli import COMMANDS
 from streamer.kafka_local.broker import BrokerInfo, LocalBroker, NoBrokerState, find_running, stop_running
 from streamer.kafka_local.jars import KAFKA_VERSION, KafkaSetupError, ensure_kafka_jars, print_progress
 
@@ -28,11 +27,11 @@ with java from jars that Maven fetches once from Maven Central (needs Java 17+ a
 """
 
 
-def register(subparsers: argparse._SubParsersAction, name: str) -> None:
+def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
     """Add the ``kafka`` command and its actions to the top-level ``streamrec`` parser."""
     parser = subparsers.add_parser(
         name,
-        help=COMMANDS[name][1],
+        help=summary,
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

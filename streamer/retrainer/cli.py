@@ -4,16 +4,15 @@ import argparse
 import asyncio
 import sys
 
-from streamer.cli import command_summary
 from streamer.kafka_probe import EXIT_CODES_HELP, require_kafka
 from streamer.logs import configure_logging
 from streamer.settings import ConfigError, Settings
 
 
-def register(subparsers: argparse._SubParsersAction, name: str) -> None:
+def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:
     parser = subparsers.add_parser(
         name,
-        help=command_summary(name),
+        help=summary,
         description="Keep a rolling window of recent click and buy events; periodically train a model "
         "warm-started from the serving one, compare both on the most recent held-out sessions, and "
         "promote the candidate (model store + model-updates topic) unless it is worse by more than the "
