@@ -9,6 +9,7 @@ Prints the counts and exits 1 if any record is missing or differs, or any state 
 """
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -108,16 +109,19 @@ class Drill:
         bootstrap = settings.kafka_bootstrap_servers
         inputs = read_topic(bootstrap, settings.click_topic) + read_topic(bootstrap, settings.buy_topic)
         wanted = {(r.topic, r.partition, r.offset) for r in inputs}
+        outcomes = OutcomeSources(bootstrap, [settings.recommendations_topic, settings.dead_letter_topic])
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            for worker in workers:
-                if not worker.alive():
-                    worker.start()
-            done = _outcome_sources(bootstrap, settings)
-            if wanted <= done:
-                break
-            self.log(f"waiting for {len(wanted - done)} of {len(wanted)} records to end")
-            time.sleep(2)  # poll interval; the deadline bounds the wait
+        next_report = time.monotonic() + 10
+        try:
+            while not wanted <= outcomes.read_new() and time.monotonic() < deadline:
+                for worker in workers:
+                    if not worker.alive():
+                        worker.start()
+                if time.monotonic() > next_report:
+                    self.log(f"waiting for {len(wanted - outcomes.seen)} of {len(wanted)} records to end")
+                    next_report += 10
+        finally:
+            outcomes.close()
         return inputs
 
     def _env(self, bootstrap: str) -> dict[str, str]:
@@ -198,15 +202,29 @@ def latest_per_key(records: list[InputRecord]) -> dict[bytes, bytes]:
     return {record.key: record.value for record in records if record.key is not None}
 
 
-def _outcome_sources(bootstrap: str, settings: Settings) -> set[tuple[str, int, int]]:
-    import json
+class OutcomeSources:
+    """The input positions that lists and dead letters name, read as they arrive."""
 
-    done = set()
-    for topic in (settings.recommendations_topic, settings.dead_letter_topic):
-        for record in read_topic(bootstrap, topic):
-            source = json.loads(record.value)["source"]
-            done.add((source["topic"], source["partition"], source["offset"]))
-    return done
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        from kafka import KafkaConsumer
+
+        self.seen: set[tuple[str, int, int]] = set()
+        self._consumer = KafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap.split(","),
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+
+    def read_new(self, wait_s: float = 2.0) -> set[tuple[str, int, int]]:
+        for batch in self._consumer.poll(timeout_ms=int(wait_s * 1000), max_records=50_000).values():
+            for record in batch:
+                source = json.loads(record.value)["source"]
+                self.seen.add((source["topic"], source["partition"], source["offset"]))
+        return self.seen
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--duration", type=float, default=420, help="seconds under chaos (default 420)")
+    parser.add_argument("--duration", type=float, default=360, help="seconds under chaos (default 360)")
     parser.add_argument("--rate", type=float, default=150, help="records per second (default 150)")
     parser.add_argument("--kills", type=int, default=5, help="worker SIGKILLs (default 5)")
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and state in this folder")
