@@ -1,10 +1,11 @@
 """The stream processor: click and buy events in, recommendation lists and dead letters out.
 
-Two agents, one after the other (:mod:`streamer.sequencing` says why):
+Two steps, one after the other (:mod:`streamer.sequencing` says why):
 
-* ``route_events`` validates each click and buy record: a malformed one becomes a dead letter, a
-  valid one is forwarded unchanged to the sequencing topic on its user's partition.
-* ``apply_events`` reads the sequencing topic. For each micro-batch: read each user's state once,
+* the router (:mod:`streamer.routing`, a task fed by the consumer a fetch at a time) validates each
+  click and buy record: a malformed one becomes a dead letter, a valid one is forwarded unchanged to
+  the sequencing topic on its user's partition.
+* the agent ``apply_events`` reads the sequencing topic. For each micro-batch: read each user's state once,
   apply the batch with the model, publish lists and dead letters and wait until Kafka has them, and
   only then write the new states. A crash before the state write replays the batch from the old
   states and re-sends identical lists; a crash after it finds the events already applied (per-user
@@ -18,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import faust
@@ -30,10 +30,8 @@ from streamer.engine import BatchResult
 from streamer.heap import freeze_startup_heap
 from streamer.metrics import (
     BATCH_SIZE,
-    DEAD_LETTERS,
     DUPLICATES,
     END_TO_END_LATENCY,
-    EVENTS_IN,
     FETCH_GAPS,
     LISTS_OUT,
     NEW_SESSIONS,
@@ -43,7 +41,8 @@ from streamer.metrics import (
 from streamer.model_swap import ModelFeed
 from streamer.producing import kafka_producer, partitioner, send_records
 from streamer.records import InputRecord, ParsedEvent
-from streamer.sequencing import route, unframe
+from streamer.routing import Router, send_dead_letters
+from streamer.sequencing import unframe
 from streamer.tables import UserStateTable
 from streamer.topics import declare_topics
 
@@ -52,6 +51,8 @@ user_states = UserStateTable(app, settings)
 models = ModelFeed(settings)
 topic_kinds = settings.topic_kinds()
 offset_guard = app.offset_guard
+router = app.router = Router(app, settings, offset_guard, topics.dead_letters)
+app.topics.add(topics.events)  # subscribed for the router; no stream reads it
 log = logging.getLogger(__name__)
 
 
@@ -74,10 +75,9 @@ async def follow_model_updates() -> None:
     await models.follow()
 
 
-@app.agent(topics.events)
-async def route_events(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_ms / 1000):
-        await run_guarded(batch, route_batch)
+@app.task
+async def route_input() -> None:
+    await router.run()
 
 
 @app.agent(topics.sequenced)
@@ -123,19 +123,6 @@ async def read_again(batch: list[faust.EventT]) -> None:
             await app.consumer.seek(TP(topic, partition), offset)
 
 
-async def route_batch(batch: list[faust.EventT]) -> None:
-    """Forward the valid events to the sequencing topic, dead-letter the others; return once Kafka
-    has all of them."""
-    records = [(to_record(event), _timestamp_ms(event)) for event in batch]
-    per_topic = Counter(record.topic for record, _ in records)
-    for topic, count in per_topic.items():  # one counter update per topic, not per event
-        EVENTS_IN.labels(topic).inc(count)
-    routed = route(records, topic_kinds, settings.topic_partitions, time.time(), settings.max_future_skew_s)
-    producer = await kafka_producer(app)
-    sent = await send_records(producer, settings.sequenced_topic, routed.forwards)
-    await asyncio.gather(*[batch.future for batch in sent], *await send_dead_letters(routed.dead_letters))
-
-
 async def process_batch(batch: list[faust.EventT]) -> None:
     BATCH_SIZE.observe(len(batch))
     now = time.time()
@@ -169,7 +156,7 @@ async def publish(result: BatchResult, dead_letters: list[DeadLetter], batch: li
     keys = [user.encode() for user, _ in result.lists]
     lists = [(partition_of(key), key, value) for key, (_, value) in zip(keys, result.lists, strict=True)]
     pending = [batch.future for batch in await send_records(producer, lists_topic, lists)]
-    pending += await send_dead_letters([*dead_letters, *result.dead_letters])
+    pending += await send_dead_letters(topics.dead_letters, [*dead_letters, *result.dead_letters])
     await asyncio.gather(*pending)
 
     acked_at = time.time()
@@ -180,17 +167,3 @@ async def publish(result: BatchResult, dead_letters: list[DeadLetter], batch: li
     REPEATED_EVENTS.inc(result.repeats)
     REENCODED.inc(result.reencoded)
     NEW_SESSIONS.inc(result.new_sessions)
-
-
-async def send_dead_letters(letters: list[DeadLetter]) -> list[asyncio.Future]:
-    pending = []
-    for letter in letters:
-        pending.append(await topics.dead_letters.send(key=letter.kafka_key, value=letter.to_bytes()))
-        DEAD_LETTERS.labels(letter.reason).inc()
-    return pending
-
-
-def _timestamp_ms(event: faust.EventT) -> int | None:
-    """The input record's Kafka timestamp, kept on its forward: latency counts from the original."""
-    timestamp = event.message.timestamp
-    return None if timestamp is None or timestamp <= 0 else int(timestamp * 1000)

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import faust
 import torch
@@ -17,6 +18,9 @@ from streamer.kafka_probe import require_kafka
 from streamer.logs import install_repeat_limiter, logging_config
 from streamer.offsets import OffsetGuard
 from streamer.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from streamer.routing import Router
 
 
 class StreamrecApp(faust.App):
@@ -30,6 +34,7 @@ class StreamrecApp(faust.App):
 
     shutdown_timeout_s: float = 30.0
     offset_guard: OffsetGuard  # what the agents may apply, and what the consumer may commit
+    router: "Router"  # takes the consumer's input records (streamer.agents sets it)
     streamrec_settings: Settings | None = None
 
     def worker_init(self) -> None:

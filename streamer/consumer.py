@@ -16,7 +16,7 @@ which can pass offsets that were never applied (see that module).
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -40,6 +40,16 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class FetchDeliveringConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _filter_tps_with_pending_acks(self, topics: object = None) -> Iterator[TP]:
+        # What may be committed is what the guard says, not what was acknowledged to Faust.
+        guard = self.app.offset_guard
+        return (
+            tp
+            for tp in self.assignment()
+            if (topics is None or tp in topics or tp.topic in topics)
+            and guard.committable((tp.topic, tp.partition)) is not None
+        )
 
     def _new_offset(self, tp: TP) -> int | None:
         # Faust's acknowledgement lists only grow when nothing reads them.
@@ -77,6 +87,8 @@ class FetchDeliveringConsumer(faust_aiokafka.Consumer):
 
     async def _deliver(self, records: AsyncIterator[tuple[TP, Message]]) -> None:
         read_offset = self._read_offset
+        router = self.app.router
+        routed: list[Message] = []
         since_yield = 0
         async for tp, message in records:
             since_yield += 1
@@ -86,8 +98,13 @@ class FetchDeliveringConsumer(faust_aiokafka.Consumer):
             if self._commit_every is not None and self._n_acked >= self._commit_every:
                 self._n_acked = 0
                 await self.commit()
-            await self.callback(message)
+            if message.topic in router.topics:
+                routed.append(message)
+            else:
+                await self.callback(message)
             read_offset[tp] = message.offset
+        if routed:
+            await router.submit(routed)
 
 
 class Transport(faust_aiokafka.Transport):

@@ -9,7 +9,7 @@ import sys
 
 from faust.types import TP, Message
 
-from streamer import consumer, worker_cli
+from streamer import consumer, routing, worker_cli
 
 DROP = (os.environ["DROP_TOPIC"], int(os.environ["DROP_PARTITION"]), int(os.environ["DROP_OFFSET"]))
 
@@ -17,18 +17,6 @@ DROP = (os.environ["DROP_TOPIC"], int(os.environ["DROP_PARTITION"]), int(os.envi
 class DroppingConsumer(consumer.FetchDeliveringConsumer):
     dropped = False
     commits_to_crash: int | None = None  # Faust loses the events at its second commit past a gap
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        deliver = self.callback
-
-        async def dropping(message: Message) -> None:
-            if not self.dropped and (message.topic, message.partition, message.offset) == DROP:
-                self.dropped = True
-                return  # fetched, never delivered: the consumer's position is past it
-            await deliver(message)
-
-        self.callback = dropping
 
     async def seek(self, partition: TP, offset: int) -> None:
         if self.dropped and (partition.topic, partition.partition, offset) == DROP:
@@ -45,7 +33,15 @@ class DroppingConsumer(consumer.FetchDeliveringConsumer):
         return committed
 
 
+class DroppingRouter(routing.Router):
+    async def submit(self, messages: list[Message]) -> None:
+        kept = [m for m in messages if (m.topic, m.partition, m.offset) != DROP or DroppingConsumer.dropped]
+        DroppingConsumer.dropped = DroppingConsumer.dropped or len(kept) < len(messages)
+        await super().submit(kept)  # fetched, never delivered: the consumer's position is past it
+
+
 consumer.Transport.Consumer = DroppingConsumer
+routing.Router = DroppingRouter
 
 if __name__ == "__main__":  # run as the `worker` command is
     sys.exit(worker_cli.run(worker_cli.argparse.Namespace(loglevel=None)))
