@@ -5,10 +5,10 @@ input records here in one list (:mod:`streamer.consumer`), and one task routes t
 per-record stream machinery cost about 100 µs of CPU per event, so a second agent for this hop
 doubled the worker's CPU per event (262 -> 525 µs draining rsc15, bench/README.md).
 
-A fetch is done when Kafka has acknowledged its forwards and dead letters; only then may its offsets
-be committed. The next fetch is routed after that, so a fetch that fails is read again before any
-later record of its partitions is forwarded: a user's records reach the sequencing topic in input
-order, which is what the per-user applied offsets rely on.
+Fetches are done when Kafka has acknowledged their forwards and dead letters; only then may
+their offsets be committed. What queued meanwhile is routed next, in one go, so a fetch that
+fails is read again before any later record of its partitions is forwarded: a user's records
+reach the sequencing topic in input order, which is what the per-user applied offsets rely on.
 """
 
 import asyncio
@@ -53,6 +53,8 @@ class Router:
         """Route queued fetches one after the other, for as long as the worker runs."""
         while True:
             messages = await self._queue.get()
+            while not self._queue.empty():  # whatever queued while the last ones were acknowledged
+                messages += self._queue.get_nowait()
             try:
                 await self.route_fetch(messages)
             except Exception:

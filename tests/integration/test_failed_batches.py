@@ -65,7 +65,11 @@ def test_a_crash_between_a_dropped_record_and_its_re_read_loses_nothing(kafka_bo
     dropping = setup.worker(**drop)
     dropping.module = "tests.support.dropping_worker"
     dropping.start()
-    dropping.process.wait(timeout=120)  # it SIGKILLs itself after the first commit past the gap
+    try:
+        dropping.process.wait(timeout=120)  # it SIGKILLs itself after two commits past the gap
+    finally:
+        if dropping.alive():
+            dropping.kill()
     assert dropping.process.returncode == -9, dropping.log_tail()
     worker = setup.worker().start()
     try:
