@@ -2,7 +2,9 @@
 counts and cleanup policies rather than the broker's defaults, so the workers need no permission to
 create topics. Topics that exist are kept; one with the wrong partition count fails the run.
 
-* click, buy, recommendations, dead letters: STREAMREC_TOPIC_PARTITIONS partitions
+* click, buy, recommendations, dead letters: STREAMREC_TOPIC_PARTITIONS partitions if missing
+  (existing input topics may have any count)
+* ``<app id>-sequenced`` (every valid event on its user's partition): as many partitions
 * ``<app id>-user-state-changelog`` (Faust's table changelog): as many partitions, compacted
 * ``<app id>-__assignor-__leader`` (Faust's leader election): 1 partition
 * model updates: 1 partition, compacted
@@ -21,6 +23,7 @@ def faust_topics(settings: Settings) -> list[NewTopic]:
     """The internal topics the Faust app would otherwise create at its first start."""
     replicas = settings.replication_factor
     return [
+        NewTopic(settings.sequenced_topic, settings.topic_partitions, replicas),
         NewTopic(
             f"{settings.app_id}-user-state-changelog",
             settings.topic_partitions,

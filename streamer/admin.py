@@ -14,10 +14,11 @@ from streamer.settings import Settings
 
 def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
     """Create the missing topics of ``names`` (default: the streamer's input and output topics)
-    with ``STREAMREC_TOPIC_PARTITIONS`` partitions; raise if an existing one has another count."""
+    with ``STREAMREC_TOPIC_PARTITIONS`` partitions. Existing ones keep their partition count: records
+    reach their user's partition of the sequencing topic whatever the input topics' count."""
     names = settings.io_topics() if names is None else names
     specs = [NewTopic(n, settings.topic_partitions, settings.replication_factor) for n in names]
-    create_missing_topics(settings, specs)
+    create_missing_topics(settings, specs, check_partitions=False)
 
 
 def ensure_model_updates_topic(settings: Settings) -> None:
@@ -45,9 +46,9 @@ def _admin(settings: Settings) -> Iterator[KafkaAdminClient]:
         admin.close()
 
 
-def create_missing_topics(settings: Settings, specs: list[NewTopic]) -> None:
+def create_missing_topics(settings: Settings, specs: list[NewTopic], check_partitions: bool = True) -> None:
     """Create the topics of ``specs`` that do not exist; raise if an existing one has another
-    partition count than its spec."""
+    partition count than its spec (unless ``check_partitions`` is off)."""
     with _admin(settings) as admin:
         existing = set(admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
@@ -55,6 +56,8 @@ def create_missing_topics(settings: Settings, specs: list[NewTopic]) -> None:
             # Another client may create one concurrently; the partition check below still applies.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
+        if not check_partitions:
+            return
         wanted = {spec.name: spec.num_partitions for spec in specs if spec.name in existing}
         for topic in admin.describe_topics(list(wanted)):
             count = len(topic["partitions"])

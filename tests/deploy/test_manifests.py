@@ -379,12 +379,13 @@ def create_topics_module():
     return module
 
 
-def test_the_topics_job_creates_faust_internal_topics_under_faust_names():
+def test_the_topics_job_creates_the_workers_internal_topics_under_their_names():
     from streamer.agents import user_states
     from streamer.app import app, settings
 
     names = {t.name for t in create_topics_module().faust_topics(settings)}
     assert names == {
+        settings.sequenced_topic,
         user_states.table.changelog_topic.get_topic_name(),
         app._leader_assignor._leader_topic_name,
     }
@@ -417,6 +418,7 @@ def test_the_topics_job_creates_every_topic_with_its_partitions_and_policy(
         f"{app_id}-buy": (3, "delete"),
         f"{app_id}-recommendations": (3, "delete"),
         f"{app_id}-dead-letters": (3, "delete"),
+        f"{app_id}-sequenced": (3, "delete"),
         f"{app_id}-user-state-changelog": (3, "compact"),
         f"{app_id}-__assignor-__leader": (1, "delete"),
         f"{app_id}-model-updates": (1, "compact"),
