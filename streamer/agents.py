@@ -16,7 +16,6 @@ read again from its first record.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,7 +31,6 @@ from streamer.metrics import (
     BATCH_SIZE,
     DUPLICATES,
     END_TO_END_LATENCY,
-    FETCH_GAPS,
     LISTS_OUT,
     NEW_SESSIONS,
     REENCODED,
@@ -42,6 +40,7 @@ from streamer.model_swap import ModelFeed
 from streamer.producing import kafka_producer, partitioner, send_records
 from streamer.records import InputRecord, ParsedEvent
 from streamer.routing import Router, send_dead_letters
+from streamer.seeking import in_partition_order, read_again
 from streamer.sequencing import unframe
 from streamer.tables import UserStateTable
 from streamer.topics import declare_topics
@@ -91,36 +90,16 @@ async def run_guarded(
 ) -> None:
     """Handle the records of ``batch`` that follow their partition's previous one; mark them
     committable once ``handle`` has returned, or read them again if it raised."""
-    batch = await in_partition_order(batch)
+    messages = [event.message for event in batch]
+    accepted = await in_partition_order(app, offset_guard, messages)
+    if len(accepted) != len(batch):
+        batch, messages = [batch[i] for i in accepted], [messages[i] for i in accepted]
     try:
         await handle(batch)
     except Exception:
-        await read_again(batch)
+        await read_again(app, offset_guard, messages)
         raise
-    offset_guard.completed(event.message for event in batch)
-
-
-async def in_partition_order(batch: list[faust.EventT]) -> list[faust.EventT]:
-    """The events of ``batch`` that follow their partition's previous one (see streamer.offsets);
-    where a partition jumped ahead, seek back so the skipped events are fetched again."""
-    accepted, gaps = offset_guard.split([event.message for event in batch])
-    for (topic, partition), offset in gaps.items():
-        log.warning("%s[%d] jumped past offset %d; seeking back to it", topic, partition, offset)
-        FETCH_GAPS.inc()
-        await app.consumer.seek(TP(topic, partition), offset)
-    return batch if len(accepted) == len(batch) else [batch[i] for i in accepted]
-
-
-async def read_again(batch: list[faust.EventT]) -> None:
-    """Seek each partition of a failed batch back to its first record."""
-    first: dict[tuple[str, int], int] = {}
-    for event in batch:
-        tp = (event.message.topic, event.message.partition)
-        first[tp] = min(first.get(tp, event.message.offset), event.message.offset)
-    for (topic, partition), offset in first.items():
-        offset_guard.rewind((topic, partition), offset)
-        with contextlib.suppress(Exception):  # revoked meanwhile: its next owner reads it from the commit
-            await app.consumer.seek(TP(topic, partition), offset)
+    offset_guard.completed(messages)
 
 
 async def process_batch(batch: list[faust.EventT]) -> None:

@@ -12,19 +12,19 @@ reach the sequencing topic in input order, which is what the per-user applied of
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
 
 import faust
-from faust.types import TP, Message
+from faust.types import Message
 
 from schemas.dead_letters import DeadLetter
-from streamer.metrics import DEAD_LETTERS, EVENTS_IN, FETCH_GAPS
+from streamer.metrics import DEAD_LETTERS, EVENTS_IN
 from streamer.offsets import OffsetGuard
 from streamer.producing import kafka_producer, send_records
 from streamer.records import InputRecord
+from streamer.seeking import in_partition_order, read_again
 from streamer.sequencing import route
 from streamer.settings import Settings
 
@@ -61,11 +61,7 @@ class Router:
                 log.exception("routing %d input records failed; reading them again", len(messages))
 
     async def route_fetch(self, messages: list[Message]) -> None:
-        accepted, gaps = self.guard.split(messages)
-        for (topic, partition), offset in gaps.items():
-            log.warning("%s[%d] jumped past offset %d; seeking back to it", topic, partition, offset)
-            FETCH_GAPS.inc()
-            await self.app.consumer.seek(TP(topic, partition), offset)
+        accepted = await in_partition_order(self.app, self.guard, messages)
         if len(accepted) != len(messages):
             messages = [messages[i] for i in accepted]
         if not messages:
@@ -73,7 +69,7 @@ class Router:
         try:
             await self._forward(messages)
         except Exception:
-            await self._read_again(messages)
+            await read_again(self.app, self.guard, messages)
             raise
         self.guard.completed(messages)
 
@@ -97,16 +93,6 @@ class Router:
             self.dead_letters, routed.dead_letters
         )
         await asyncio.gather(*pending)
-
-    async def _read_again(self, messages: list[Message]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for m in messages:
-            tp = (m.topic, m.partition)
-            first[tp] = min(first.get(tp, m.offset), m.offset)
-        for (topic, partition), offset in first.items():
-            self.guard.rewind((topic, partition), offset)
-            with contextlib.suppress(Exception):  # revoked meanwhile: its next owner reads it from the commit
-                await self.app.consumer.seek(TP(topic, partition), offset)
 
 
 async def send_dead_letters(topic: faust.TopicT, letters: list[DeadLetter]) -> list[asyncio.Future]:
