@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streamer.kafka_local import LocalBroker
-from streamer.replay import EXIT_INCOMPLETE
+from streamer.replay import EXIT_INCOMPLETE, read_events
 
 pytestmark = pytest.mark.integration
 
@@ -97,5 +97,9 @@ def test_a_replay_stops_when_the_broker_dies_and_resumes_after_what_was_delivere
         assert stdout.startswith(f"replayed {EVENTS - delivered} events")
 
         ids = event_ids_on_topics(bootstrap, EVENTS)
-        assert len(ids) == EVENTS
-        assert [event_id for event_id, count in ids.items() if count != 1] == []
+        assert len(ids) == EVENTS  # every event is there
+        # Once each, except events sent but not acknowledged when the broker died: the broker may
+        # have written them, and the resumed replay sends them again.
+        order = [event.event_id for event in read_events(data)]
+        twice = [order.index(event_id) for event_id, count in ids.items() if count != 1]
+        assert all(position >= delivered for position in twice), (delivered, sorted(twice))
