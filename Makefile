@@ -30,6 +30,7 @@ test-integration: setup
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 chaos: setup  ## SIGKILLs, a broker crash and a rebalance under mixed producers, then an audit of every event (~10 min)
 	$(PY) -m tests.chaos.drill
