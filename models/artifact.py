@@ -1,11 +1,11 @@
 """Model artifacts: a directory with ``weights.safetensors`` and ``manifest.json``.
 
 The manifest holds the format version, the model version (``<UTC time>-<first 8 hex of the weights'
-sha256>``), the architecture, the caller's training config, the item-id vocabulary (index -> id),
-the training data's fingerprint, metrics and the weights' sha256. Loading parses JSON and
-safetensors only, so it never executes code from the artifact, and checks everything it can; any
-problem raises :class:`ArtifactError`. Saving is atomic: the directory is written under a temporary
-name next to its destination and renamed into place.
+sha256>``), the architecture (a name in :data:`ARCHITECTURES`) and its config, the caller's training
+config, the item-id vocabulary (index -> id), the training data's fingerprint, metrics and the
+weights' sha256. Loading parses JSON and safetensors only, so it never executes code from the
+artifact, and checks everything it can; any problem raises :class:`ArtifactError`. Saving is atomic:
+the directory is written under a temporary name next to its destination and renamed into place.
 """
 
 import hashlib
@@ -30,6 +30,11 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "manifest.json"
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{8})$")
+# The model classes an artifact may name, with their config class. Loading builds only these, so a
+# manifest cannot make the loader construct anything else. Artifacts written before the manifest
+# named its architecture are GRU4Rec's.
+ARCHITECTURES: dict[str, tuple[type[GRU4Rec], type[ModelConfig]]] = {"gru4rec": (GRU4Rec, ModelConfig)}
+DEFAULT_ARCHITECTURE = "gru4rec"
 
 
 class ArtifactError(Exception):
@@ -68,6 +73,7 @@ def save_artifact(
     manifest = {
         "format_version": FORMAT_VERSION,
         "version": version,
+        "architecture": _architecture_of(model),
         "model": model.config.to_dict(),
         "config": config,
         "item_ids": [str(i) for i in item_ids],
@@ -98,8 +104,9 @@ def load_artifact(path: str | Path) -> ModelArtifact:
             f"{path / WEIGHTS_FILE}: sha256 {checksum} does not match the manifest's "
             f"{manifest['weights_sha256']} (file corrupted, truncated or replaced)"
         )
+    model_class, config_class = ARCHITECTURES[manifest.get("architecture", DEFAULT_ARCHITECTURE)]
     try:
-        config = ModelConfig(**manifest["model"])
+        config = config_class(**manifest["model"])
     except (TypeError, ValueError) as e:
         raise ArtifactError(f"{path / MANIFEST_FILE}: invalid model config: {e}") from None
     item_ids = manifest["item_ids"]
@@ -107,7 +114,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         raise ArtifactError(
             f"{path}: vocabulary has {len(item_ids)} items but the model has {config.n_items}"
         )
-    model = GRU4Rec(config)
+    model = model_class(config)
     model.load_state_dict(_parse_weights(weights, model, path / WEIGHTS_FILE))
     model.eval().requires_grad_(False)
     return ModelArtifact(
@@ -120,6 +127,13 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         data_fingerprint=manifest["data_fingerprint"],
         checksum=checksum,
     )
+
+
+def _architecture_of(model: GRU4Rec) -> str:
+    for name, (model_class, _) in ARCHITECTURES.items():
+        if type(model) is model_class:
+            return name
+    raise ValueError(f"{type(model).__name__} is not a registered architecture")
 
 
 def _read_file(path: Path) -> bytes:
@@ -151,6 +165,10 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     for key, kind in expected_types.items():
         if not isinstance(manifest.get(key), kind):
             raise ArtifactError(f"{path}: {key!r} missing or not a {kind.__name__}")
+    architecture = manifest.get("architecture", DEFAULT_ARCHITECTURE)
+    if architecture not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ArtifactError(f"{path}: unknown architecture {architecture!r} (this code knows {known})")
     if not re.fullmatch(r"[0-9a-f]{64}", manifest["weights_sha256"]):
         raise ArtifactError(f"{path}: weights_sha256 is not a sha256 hex digest")
     match = VERSION_PATTERN.match(manifest["version"])

@@ -129,12 +129,20 @@ def test_non_finite_weights_are_refused(saved, model):
         ({"format_version": 2}, "format_version"),
         ({"model": {"n_items": len(ITEMS), "hidden": 6, "n_layers": 2, "colour": "red"}}, "model config"),
         ({"metrics": None}, "metrics"),
+        ({"architecture": "transformer"}, "unknown architecture 'transformer'"),
     ],
 )
 def test_edited_manifests_are_refused(saved, changes, message):
     rewrite_manifest(saved, **changes)
     with pytest.raises(ArtifactError, match=message):
         load_artifact(saved)
+
+
+def test_the_manifest_names_the_architecture_and_older_artifacts_without_it_load_as_gru4rec(saved):
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest.pop("architecture") == "gru4rec"
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    assert isinstance(load_artifact(saved).model, GRU4Rec)
 
 
 def test_a_model_config_that_does_not_fit_the_weights_is_refused(saved):
