@@ -43,6 +43,11 @@ async def partitioner(producer: AIOKafkaProducer, topic: str) -> "KeyPartitioner
     return KeyPartitioner(sorted(await producer.partitions_for(topic)))
 
 
+def default_partition(key: bytes, partitions: int) -> int:
+    """The partition (of ``partitions``) Kafka's default partitioner gives a record keyed ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 @dataclass(frozen=True)
 class KeyPartitioner:
     """Kafka's default partitioning of keyed records (murmur2 of the key), as every client does it."""
@@ -50,7 +55,7 @@ class KeyPartitioner:
     partitions: list[int]
 
     def __call__(self, key: bytes) -> int:
-        return self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
+        return self.partitions[default_partition(key, len(self.partitions))]
 
 
 async def send_records(

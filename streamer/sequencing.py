@@ -20,9 +20,8 @@ remembers the highest origin offset it applied per input partition, so a record 
 import struct
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
-
 from schemas.dead_letters import DeadLetter
+from streamer.producing import default_partition
 from streamer.records import InputRecord, ParsedEvent, dead_letter, parse_record
 
 FRAME_MAGIC = b"SQ1"
@@ -35,7 +34,7 @@ MAX_FORWARDED_KEY_BYTES = 1024
 
 def user_partition(user_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives a record keyed by ``user_id``."""
-    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
+    return default_partition(user_id.encode(), partitions)
 
 
 def encode_frame(record: InputRecord) -> bytes:
