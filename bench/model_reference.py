@@ -14,6 +14,7 @@ import torch
 
 from bench.stream_data import EventMessage
 from models.artifact import ModelArtifact
+from models.scoring import exact_top_k
 from streamer.engine import Recommender, ServingPolicy
 from streamer.records import InputRecord, ParsedEvent, parse_record
 
@@ -84,7 +85,7 @@ def _tensor_rate(artifact: ModelArtifact, parsed: list[ParsedEvent], batch: int,
     started = time.perf_counter()
     for start in range(0, len(parsed) - batch + 1, batch):
         hidden = model.step(hidden, items[start : start + batch], types[start : start + batch])
-        model.top_k(hidden, 20)
+        exact_top_k(model, hidden, 20)
         done += batch
         if time.perf_counter() - started > seconds:
             break

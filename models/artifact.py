@@ -23,7 +23,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+from torch import nn
 
+from models.contract import SequenceModel
 from models.model import GRU4Rec, ModelConfig
 
 FORMAT_VERSION = 1
@@ -33,7 +35,7 @@ VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{8})$")
 # The model classes an artifact may name, with their config class. Loading builds only these, so a
 # manifest cannot make the loader construct anything else. Artifacts written before the manifest
 # named its architecture are GRU4Rec's.
-ARCHITECTURES: dict[str, tuple[type[GRU4Rec], type[ModelConfig]]] = {"gru4rec": (GRU4Rec, ModelConfig)}
+ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {"gru4rec": (GRU4Rec, ModelConfig)}
 DEFAULT_ARCHITECTURE = "gru4rec"
 
 
@@ -43,7 +45,7 @@ class ArtifactError(Exception):
 
 @dataclass
 class ModelArtifact:
-    model: GRU4Rec  # in eval mode, on CPU
+    model: SequenceModel  # an nn.Module of a registered architecture, in eval mode, on CPU
     item_ids: list[str]  # index -> external item id
     item_index: dict[str, int]
     version: str
@@ -55,7 +57,7 @@ class ModelArtifact:
 
 def save_artifact(
     path: str | Path,
-    model: GRU4Rec,
+    model: nn.Module,
     item_ids: list[str],
     config: dict,
     data_fingerprint: str,
@@ -129,7 +131,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
     )
 
 
-def _architecture_of(model: GRU4Rec) -> str:
+def _architecture_of(model: nn.Module) -> str:
     for name, (model_class, _) in ARCHITECTURES.items():
         if type(model) is model_class:
             return name
@@ -180,7 +182,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _parse_weights(data: bytes, model: GRU4Rec, path: Path) -> dict[str, torch.Tensor]:
+def _parse_weights(data: bytes, model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     try:
         tensors = load_safetensors(data)
     except (SafetensorError, ValueError) as e:

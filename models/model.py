@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.contract import ItemTable
+from models.scoring import ExactScorer
+from models.serving_blocks import blocks, padded
 from models.sparse import SparseRows
 from schemas.events import EventType
 
@@ -135,48 +138,30 @@ class GRU4Rec(nn.Module):
     def zero_state(self, batch: int) -> Tensor:
         return torch.zeros(batch, *self.state_shape)
 
-    # Each of step, scores and top_k gives a row the same bits whatever the other rows and however
-    # many: every matrix product runs on blocks of exactly SERVING_BLOCK rows (see there).
+    # step (like the scorers) gives a row the same bits whatever the other rows and however many: its
+    # matrix products run on blocks of exactly SERVING_BLOCK rows (models.serving_blocks says why).
 
     @torch.inference_mode()
     def step(self, hidden: Tensor, items: Tensor, event_types: Tensor) -> Tensor:
         """Advance ``[B, n_layers, hidden]`` states by one event each; no dropout, no autograd."""
         table = self.item_weight if self.input_weight is None else self.input_weight
-        x = _padded(self._add_event_vectors(table.index_select(0, items), event_types))
-        padded_hidden = _padded(hidden)
+        x = padded(self._add_event_vectors(table.index_select(0, items), event_types))
+        padded_hidden = padded(hidden)
         advanced = torch.empty_like(padded_hidden)
-        for block in _blocks(len(hidden)):
+        for block in blocks(len(hidden)):
             advanced[block] = self._advance(x[block], padded_hidden[block], dropout=False)
         return advanced[: len(hidden)]
 
-    @torch.inference_mode()
+    def query(self, hidden: Tensor) -> Tensor:
+        """The top layer of ``[B, n_layers, hidden]`` states: what items are scored against."""
+        return hidden[:, -1]
+
+    def item_table(self) -> ItemTable:
+        return ItemTable(self.item_weight, self.item_bias)
+
     def scores(self, hidden: Tensor) -> Tensor:
         """Scores of all items, ``[B, n_items]``, from ``[B, n_layers, hidden]`` states."""
-        top_layer = _padded(hidden[:, -1])
-        scores = hidden.new_empty(len(top_layer), self.n_items)
-        for block in _blocks(len(hidden)):
-            self._score(top_layer[block], out=scores[block])
-        return scores[: len(hidden)]
-
-    @torch.inference_mode()
-    def top_k(self, hidden: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The ``k`` best items per row, best first: ``(scores [B, k], item indices [B, k])``.
-
-        ``exclude`` holds one item index per row never to return (e.g. the item just seen), -1 for none.
-        """
-        k = min(k, self.n_items)
-        top_layer = _padded(hidden[:, -1])
-        top_scores = hidden.new_empty(len(hidden), k)
-        top_items = torch.empty(len(hidden), k, dtype=torch.long)
-        block_scores = hidden.new_empty(SERVING_BLOCK, self.n_items)
-        # Block by block, so that a block's scores are ranked while still in the cache (50,000 items,
-        # 64 / 256 rows: 270 / 350 µs per event, against 310 / 430 scoring all rows first).
-        for block in _blocks(len(hidden)):
-            scores = self._score(top_layer[block], out=block_scores)[: len(hidden[block])]
-            if exclude is not None:
-                _exclude_(scores, exclude[block])
-            top_scores[block], top_items[block] = self._rank(scores, k)
-        return top_scores, top_items
+        return ExactScorer(self.item_table()).scores(self.query(hidden))
 
     @torch.inference_mode()
     def encode(self, items: Tensor, event_types: Tensor) -> Tensor:
@@ -185,14 +170,6 @@ class GRU4Rec(nn.Module):
         for i in range(len(items)):
             hidden = self.step(hidden, items[i : i + 1], event_types[i : i + 1])
         return hidden[0]
-
-    def _score(self, block: Tensor, out: Tensor) -> Tensor:
-        return torch.addmm(self.item_bias, block, self.item_weight.T, out=out)
-
-    def _rank(self, scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        if self.n_items >= TOP_K_BLOCKS_FROM and k * TOP_K_BLOCK * 4 <= self.n_items:
-            return _top_k_by_blocks(scores, k)
-        return torch.topk(scores, k, dim=1)
 
     # --- shared pieces --------------------------------------------------------------------------
 
@@ -210,38 +187,6 @@ class GRU4Rec(nn.Module):
                 x = F.dropout(x, self.config.dropout_hidden)
             layers.append(x)
         return torch.stack(layers, dim=1)
-
-
-# Serving runs every matrix product on blocks of exactly SERVING_BLOCK rows (the batch zero-padded to
-# a multiple of it), so each row always goes through the same kernels with the same shapes: MKL picks
-# its kernel by the row count (here products of 1-3 rows round differently from those of 4 or more),
-# and a row's bits must not depend on the micro-batch it came in. 32 rows also keep the element-wise
-# ops of a block on whole vectors (32 x hidden floats), so no row falls into a scalar tail.
-# Cost in µs per event of step + top_k(20) at batches of 1 / 16 / 64 / 256, one thread, unpadded ->
-# padded (`python -m bench.serving_step`, best of 4 runs each on the shared 2-core VM, +-20%):
-#   2,933 items:  193 / 32 / 26 / 26       ->  620 / 53 / 28 / 27
-#   50,000 items: 2270 / 390 / 235 / 290   ->  8700 / 540 / 286 / 294
-# Blocks of 16 rows cost less at batch 1 and 16 (50,000 items: 5,800 and 400) but more from 64 rows
-# (390 and 370): each block reads the whole item matrix.
-SERVING_BLOCK = 32
-
-
-def _padded(rows: Tensor) -> Tensor:
-    """``rows`` in a fresh buffer, zero-padded to a multiple of ``SERVING_BLOCK`` rows: every block has
-    the same strides and the same 64-byte alignment."""
-    padded = rows.new_zeros(-(-len(rows) // SERVING_BLOCK) * SERVING_BLOCK, *rows.shape[1:])
-    padded[: len(rows)] = rows
-    return padded
-
-
-def _blocks(n_rows: int) -> list[slice]:
-    """The blocks of ``SERVING_BLOCK`` rows covering ``n_rows`` rows (the last one into the padding)."""
-    return [slice(start, start + SERVING_BLOCK) for start in range(0, n_rows, SERVING_BLOCK)]
-
-
-def _exclude_(scores: Tensor, exclude: Tensor) -> None:
-    rows = torch.nonzero(exclude >= 0).squeeze(1)
-    scores[rows, exclude[rows]] = float("-inf")
 
 
 def _glorot_uniform_(tensor: Tensor, generator: torch.Generator | None) -> None:
@@ -264,24 +209,3 @@ def extend_items(model: GRU4Rec, n_items: int, generator: torch.Generator | None
             state[name] = value.clone()
     extended.load_state_dict(state)
     return extended
-
-
-# Large catalogs: top-K over block maxima first. On 50,000 items this takes 25-45 µs per row on one
-# thread against 100-130 µs for one torch.topk over the whole row, and it is exact: each of a row's
-# k best items lies in a block whose maximum is at least the k-th best score (or in the partial last
-# block, always a candidate), and at most k blocks have such a maximum.
-TOP_K_BLOCK = 128
-TOP_K_BLOCKS_FROM = 16_384
-
-
-def _top_k_by_blocks(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    rows, n = scores.shape
-    scores = scores.contiguous()
-    n_blocks, tail = divmod(n, TOP_K_BLOCK)
-    blocks = scores.as_strided((rows, n_blocks, TOP_K_BLOCK), (n, TOP_K_BLOCK, 1))  # a view, no copy
-    _, best_blocks = torch.topk(blocks.amax(dim=2), k, dim=1)
-    columns = (best_blocks.unsqueeze(2) * TOP_K_BLOCK + torch.arange(TOP_K_BLOCK)).reshape(rows, -1)
-    if tail:  # the last, partial block is always a candidate
-        columns = torch.cat([columns, torch.arange(n - tail, n).expand(rows, -1)], dim=1)
-    top_scores, at = torch.topk(scores.gather(1, columns), k, dim=1)
-    return top_scores, columns.gather(1, at)

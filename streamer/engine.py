@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from models.artifact import ModelArtifact
+from models.scoring import ExactScorer
 from schemas.dead_letters import DeadLetter
 from schemas.recommendations import Recommendation
 from streamer.records import ParsedEvent, dead_letter
@@ -61,6 +62,7 @@ class Recommender:
         self._model = artifact.model
         # An excluded item must not come back with a -inf score when k covers the whole catalog.
         self._k = min(policy.top_k, artifact.model.n_items - int(policy.exclude_current_item))
+        self._scorer = ExactScorer(artifact.model.item_table())
         self._encoder = ListEncoder(artifact.item_ids, artifact.version)
 
     def apply(self, events: list[ParsedEvent], states: dict[str, UserState | None]) -> BatchResult:
@@ -168,7 +170,7 @@ class Recommender:
         exclude = None
         if self.policy.exclude_current_item:
             exclude = torch.tensor([index[parsed.event.item_id] for parsed in events])
-        scores, top = self._model.top_k(hidden, self._k, exclude)
+        scores, top = self._scorer.top_k(self._model.query(hidden), self._k, exclude)
         lists = self._encoder.encode_wave(events, top, scores, time.time())
         result.lists.extend(zip([user for user, _ in rows], lists, strict=True))
 

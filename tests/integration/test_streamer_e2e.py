@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from models.artifact import load_artifact
+from models.scoring import exact_top_k
 from schemas.events import Event, EventType
 from schemas.recommendations import Recommendation
 from streamer.state import UserState
@@ -29,7 +30,7 @@ def make_events(artifact, per_user: int, start: int, event_type: EventType = Eve
 def expected_top(artifact, items: list[str], types: list[int], k: int) -> list[str]:
     index = artifact.item_index
     hidden = artifact.model.encode(torch.tensor([index[i] for i in items]), torch.tensor(types))
-    _, top = artifact.model.top_k(hidden.unsqueeze(0), k)
+    _, top = exact_top_k(artifact.model, hidden.unsqueeze(0), k)
     return [artifact.item_ids[i] for i in top[0].tolist()]
 
 

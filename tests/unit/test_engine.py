@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from models.artifact import ModelArtifact
+from models.scoring import exact_top_k
 from schemas.events import Event, EventType
 from streamer.engine import Recommender, ServingPolicy
 from streamer.records import InputRecord, ParsedEvent
@@ -71,7 +72,7 @@ def test_one_list_per_event_in_order_with_k_items_scored_from_the_new_state(arti
     assert [r.event_id for r in result.recommendations()] == ["e0", "e1", "e2"]
     by_event = {r.event_id: r for r in result.recommendations()}
     hidden = torch.from_numpy(encode(artifact, [1, 3])).unsqueeze(0)
-    scores, top = artifact.model.top_k(hidden, 5)
+    scores, top = exact_top_k(artifact.model, hidden, 5)
     assert [i.item_id for i in by_event["e2"].items] == [f"item-{i}" for i in top[0].tolist()]
     assert [i.score for i in by_event["e2"].items] == pytest.approx(scores[0].tolist(), abs=1e-6)
     assert all(len(r.items) == 5 and r.model_version == "v1" for r in result.recommendations())

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from models.model import GRU4Rec, ModelConfig, _top_k_by_blocks, extend_items
+from models.model import GRU4Rec, ModelConfig, extend_items
+from models.scoring import exact_top_k, top_k_by_blocks
 from schemas.events import EventType
 
 N_ITEMS = 30
@@ -93,8 +94,8 @@ def test_a_row_scores_the_same_bits_in_any_batch(n_items):
     def scored(rows: torch.Tensor) -> list[torch.Tensor]:
         return [
             model.scores(hidden[rows]),
-            *model.top_k(hidden[rows], k),
-            *model.top_k(hidden[rows], k, exclude[rows]),
+            *exact_top_k(model, hidden[rows], k),
+            *exact_top_k(model, hidden[rows], k, exclude[rows]),
         ]
 
     alone = [
@@ -123,17 +124,17 @@ def test_top_k_returns_the_best_scores_and_honours_exclusions():
     items, types = random_sequences(steps=1, batch=3, seed=5)
     hidden = model.step(model.zero_state(3), items[0], types[0])
     scores = model.scores(hidden)
-    top_scores, top_items = model.top_k(hidden, 5)
+    top_scores, top_items = exact_top_k(model, hidden, 5)
     expected_scores, expected_items = torch.topk(scores, 5, dim=1)
     assert torch.equal(top_scores, expected_scores) and torch.equal(top_items, expected_items)
 
     exclude = torch.stack([expected_items[0, 0], torch.tensor(-1), expected_items[2, 0]])
-    _, kept = model.top_k(hidden, 5, exclude)
+    _, kept = exact_top_k(model, hidden, 5, exclude)
     assert expected_items[0, 0] not in kept[0] and expected_items[2, 0] not in kept[2]
     assert torch.equal(kept[1], expected_items[1])
     assert torch.equal(kept[0], torch.topk(scores[0], 6).indices[1:])
 
-    all_scores, all_items = model.top_k(hidden, 10 * N_ITEMS)
+    all_scores, all_items = exact_top_k(model, hidden, 10 * N_ITEMS)
     assert all_items.shape == (3, N_ITEMS)
     assert torch.equal(all_scores, scores.sort(dim=1, descending=True).values)
 
@@ -147,11 +148,11 @@ def test_top_k_of_a_large_catalog_by_blocks_is_the_plain_top_k(n_items):
     scores = model.scores(hidden)
     for k in (1, 20, 100):
         expected_scores, expected_items = torch.topk(scores, k, dim=1)
-        for top_scores, top_items in (_top_k_by_blocks(scores, k), model.top_k(hidden, k)):
+        for top_scores, top_items in (top_k_by_blocks(scores, k), exact_top_k(model, hidden, k)):
             assert torch.equal(top_scores, expected_scores)
             assert torch.equal(top_items, expected_items)
     exclude = items.clone()
-    _, kept = model.top_k(hidden, 20, exclude)
+    _, kept = exact_top_k(model, hidden, 20, exclude)
     assert not (kept == exclude.unsqueeze(1)).any()
 
 

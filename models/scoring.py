@@ -1,0 +1,85 @@
+"""Scorers: from the query vectors of user states to top-K item lists (see :class:`models.contract.Scorer`).
+
+:class:`ExactScorer` scores the whole catalog and ranks it exactly. It gives a row the same bits
+whatever the other rows and however many (blocks of :data:`models.serving_blocks.SERVING_BLOCK` rows).
+"""
+
+import torch
+from torch import Tensor
+
+from models.contract import ItemTable, SequenceModel
+from models.serving_blocks import SERVING_BLOCK, blocks, padded
+
+# Large catalogs: top-K over block maxima first. On 50,000 items this takes 25-45 µs per row on one
+# thread against 100-130 µs for one torch.topk over the whole row, and it is exact: each of a row's
+# k best items lies in a block whose maximum is at least the k-th best score (or in the partial last
+# block, always a candidate), and at most k blocks have such a maximum.
+TOP_K_BLOCK = 128
+TOP_K_BLOCKS_FROM = 16_384
+
+
+class ExactScorer:
+    def __init__(self, items: ItemTable) -> None:
+        self.items = items
+        self.n_items = items.n_items
+
+    @torch.inference_mode()
+    def scores(self, queries: Tensor) -> Tensor:
+        """Scores of all items, ``[B, n_items]``."""
+        rows = padded(queries)
+        out = queries.new_empty(len(rows), self.n_items)
+        for block in blocks(len(queries)):
+            self._score(rows[block], out=out[block])
+        return out[: len(queries)]
+
+    @torch.inference_mode()
+    def top_k(self, queries: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        k = min(k, self.n_items)
+        rows = padded(queries)
+        top_scores = queries.new_empty(len(queries), k)
+        top_items = torch.empty(len(queries), k, dtype=torch.long)
+        block_scores = queries.new_empty(SERVING_BLOCK, self.n_items)
+        if exclude is not None and exclude.dim() == 1:
+            exclude = exclude.unsqueeze(1)
+        # Block by block, so that a block's scores are ranked while still in the cache (50,000 items,
+        # 64 / 256 rows: 270 / 350 µs per event, against 310 / 430 scoring all rows first).
+        for block in blocks(len(queries)):
+            scores = self._score(rows[block], out=block_scores)[: len(queries[block])]
+            if exclude is not None:
+                _exclude_(scores, exclude[block])
+            top_scores[block], top_items[block] = self._rank(scores, k)
+        return top_scores, top_items
+
+    def _score(self, block: Tensor, out: Tensor) -> Tensor:
+        return torch.addmm(self.items.bias, block, self.items.vectors.T, out=out)
+
+    def _rank(self, scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        if self.n_items >= TOP_K_BLOCKS_FROM and k * TOP_K_BLOCK * 4 <= self.n_items:
+            return top_k_by_blocks(scores, k)
+        return torch.topk(scores, k, dim=1)
+
+
+def exact_top_k(
+    model: SequenceModel, hidden: Tensor, k: int, exclude: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The exact top-K of ``model``'s states ``hidden``, for evaluation, tests and benchmarks."""
+    return ExactScorer(model.item_table()).top_k(model.query(hidden), k, exclude)
+
+
+def _exclude_(scores: Tensor, exclude: Tensor) -> None:
+    """Set ``scores[r, exclude[r, j]]`` to -inf wherever ``exclude[r, j] >= 0``."""
+    rows, columns = torch.nonzero(exclude >= 0, as_tuple=True)
+    scores[rows, exclude[rows, columns]] = float("-inf")
+
+
+def top_k_by_blocks(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    rows, n = scores.shape
+    scores = scores.contiguous()
+    n_blocks, tail = divmod(n, TOP_K_BLOCK)
+    view = scores.as_strided((rows, n_blocks, TOP_K_BLOCK), (n, TOP_K_BLOCK, 1))  # a view, no copy
+    _, best_blocks = torch.topk(view.amax(dim=2), k, dim=1)
+    columns = (best_blocks.unsqueeze(2) * TOP_K_BLOCK + torch.arange(TOP_K_BLOCK)).reshape(rows, -1)
+    if tail:  # the last, partial block is always a candidate
+        columns = torch.cat([columns, torch.arange(n - tail, n).expand(rows, -1)], dim=1)
+    top_scores, at = torch.topk(scores.gather(1, columns), k, dim=1)
+    return top_scores, columns.gather(1, at)
