@@ -1,10 +1,10 @@
 """Reference (a) of the streaming benchmark: the bare model, no Kafka.
 
 The same interleaved events the streaming runs replay are parsed once, then applied in micro-batches
-of the worker's batch size with :meth:`streamer.engine.Recommender.apply` (batched GRU step, top-K
+of the worker's batch size with :meth:`streamer.worker.engine.Recommender.apply` (batched GRU step, top-K
 over the whole catalog, list building; user states kept in a dict, no codec, no RocksDB). Beside it,
 the tensor work alone: ``model.step`` + ``model.top_k`` on batches of the same size. Torch runs with
-the worker's thread count (one, see ``streamer/app.py``).
+the worker's thread count (one, see ``streamer/worker/faust_app.py``).
 """
 
 import time
@@ -15,8 +15,9 @@ import torch
 from bench.stream_data import EventMessage
 from models.artifact import ModelArtifact
 from models.scoring import exact_top_k
-from streamer.engine import Recommender, ServingPolicy
-from streamer.records import InputRecord, ParsedEvent, parse_record
+from streamer.worker.engine import Recommender
+from streamer.worker.policy import ServingPolicy
+from streamer.worker.records import InputRecord, ParsedEvent, parse_record
 
 
 @dataclass(frozen=True)

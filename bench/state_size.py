@@ -29,12 +29,12 @@ from rocksdict import Rdict
 
 from models.data import read_events
 from schemas.events import Event
-from streamer.admin import ensure_topics
-from streamer.kafka_config import kafka_python_config
-from streamer.kafka_local.broker import LocalBroker, free_ports
-from streamer.settings import Settings
-from streamer.state import UserState
-from streamer.worker_process import WorkerProcess
+from streamer.common.admin import ensure_topics
+from streamer.common.kafka_config import kafka_python_config
+from streamer.common.settings import Settings
+from streamer.tools.kafka_local.broker import LocalBroker, free_ports
+from streamer.tools.worker_process import WorkerProcess
+from streamer.worker.state import UserState
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rsc15-100k" / "train_full.tsv"
 MODEL_VERSION = "20261122T073800Z-3f2a1c9e"  # the format of every version string

@@ -42,7 +42,7 @@ from bench.stream_deploy import Deployment, kafka, kafka_pipe, load_average, wor
 from bench.stream_report import format_report, targets
 from bench.stream_runs import Plan, Runner
 from models.artifact import load_artifact
-from streamer.settings import SETTINGS
+from streamer.common.settings import SETTINGS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "rsc15-100k"

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.admin import ensure_model_updates_topic, ensure_topics
-from streamer.kafka_local.broker import LocalBroker, free_ports
-from streamer.settings import Settings
-from streamer.worker_process import WorkerProcess
+from streamer.common.admin import ensure_model_updates_topic, ensure_topics
+from streamer.common.settings import Settings
+from streamer.tools.kafka_local.broker import LocalBroker, free_ports
+from streamer.tools.worker_process import WorkerProcess
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ Job, or by hand: ``python deploy/create_topics.py``.
 
 from kafka.admin import NewTopic
 
-from streamer.admin import create_missing_topics, ensure_model_updates_topic, ensure_topics
-from streamer.settings import Settings
+from streamer.common.admin import create_missing_topics, ensure_model_updates_topic, ensure_topics
+from streamer.common.settings import Settings
 
 
 def faust_topics(settings: Settings) -> list[NewTopic]:

@@ -64,11 +64,33 @@ def save_artifact(
     metrics: dict,
 ) -> str:
     """Write the artifact directory ``path`` (replacing an existing one) and return the model version."""
+    version, weights, manifest = _serialise(model, item_ids, config, data_fingerprint, metrics)
+    _write_atomically(Path(path), weights, manifest)
+    return version
+
+
+def save_artifact_in(
+    store: str | Path,
+    model: nn.Module,
+    item_ids: list[str],
+    config: dict,
+    data_fingerprint: str,
+    metrics: dict,
+) -> Path:
+    """Write the artifact to ``store/<its version>`` and return that path."""
+    version, weights, manifest = _serialise(model, item_ids, config, data_fingerprint, metrics)
+    path = Path(store) / version
+    _write_atomically(path, weights, manifest)
+    return path
+
+
+def _serialise(
+    model: nn.Module, item_ids: list[str], config: dict, data_fingerprint: str, metrics: dict
+) -> tuple[str, bytes, bytes]:
+    """The model version, the weights file and the manifest file of an artifact."""
     if len(item_ids) != model.n_items or len(set(item_ids)) != len(item_ids):
         distinct = len(set(item_ids))
         raise ValueError(f"need {model.n_items} distinct item ids, got {len(item_ids)} ({distinct} distinct)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     weights = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     checksum = hashlib.sha256(weights).hexdigest()
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{checksum[:8]}"
@@ -83,17 +105,19 @@ def save_artifact(
         "metrics": metrics,
         "weights_sha256": checksum,
     }
-    manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
+    return version, weights, json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
 
+
+def _write_atomically(path: Path, weights: bytes, manifest: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         _write_synced(staging / WEIGHTS_FILE, weights)
-        _write_synced(staging / MANIFEST_FILE, manifest_bytes)
+        _write_synced(staging / MANIFEST_FILE, manifest)
         _move_into_place(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return version
 
 
 def load_artifact(path: str | Path) -> ModelArtifact:

@@ -11,17 +11,23 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("streamer.demo", "run the whole pipeline on a local broker with bundled sample data"),
-    "worker": ("streamer.worker_cli", "run a streamer worker (the same as `faust -A streamer.app worker`)"),
+    "demo": ("streamer.tools.demo", "run the whole pipeline on a local broker with bundled sample data"),
+    "worker": ("streamer.worker.cli", "run a streamer worker (the same as `faust -A streamer.app worker`)"),
     "retrainer": (
         "streamer.retrainer.cli",
         "retrain on recent events and announce better models to the streamers",
     ),
-    "kafka": ("streamer.kafka_local.cli", "start, stop or inspect a local single-node Kafka broker"),
+    "kafka": ("streamer.tools.kafka_local.cli", "start, stop or inspect a local single-node Kafka broker"),
     "train": ("models.cli", "train a GRU4Rec model on a session TSV file and write an artifact"),
     "evaluate": ("models.cli", "evaluate a model artifact: Recall@K and MRR@K on a session TSV file"),
-    "replay": ("streamer.replay", "produce a dataset's events to the click and buy topics in time order"),
-    "score-stream": ("streamer.score_stream", "score the recommendations topic against the replayed events"),
+    "replay": (
+        "streamer.tools.replay",
+        "produce a dataset's events to the click and buy topics in time order",
+    ),
+    "score-stream": (
+        "streamer.tools.score_stream",
+        "score the recommendations topic against the replayed events",
+    ),
 }
 
 

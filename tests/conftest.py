@@ -19,14 +19,15 @@ def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of a real Kafka broker shared by the session.
 
     In order of preference: ``$KAFKA_BOOTSTRAP_SERVERS`` (e.g. after ``eval "$(streamrec kafka start)"``),
-    a testcontainers broker if a Docker engine answers, else a local java broker (``streamer.kafka_local``).
+    a testcontainers broker if a Docker engine answers, else a local java broker
+    (``streamer.tools.kafka_local``).
     """
     if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield servers
     elif _docker_answers():
         yield from _kafka_container()
     else:
-        from streamer.kafka_local import LocalBroker
+        from streamer.tools.kafka_local import LocalBroker
 
         with LocalBroker(num_partitions=1) as broker:
             yield broker.bootstrap_servers

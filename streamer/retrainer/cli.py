@@ -4,9 +4,9 @@ import argparse
 import asyncio
 import sys
 
-from streamer.kafka_probe import EXIT_CODES_HELP, require_kafka
-from streamer.logs import configure_logging
-from streamer.settings import ConfigError, Settings
+from streamer.common.kafka_probe import EXIT_CODES_HELP, require_kafka
+from streamer.common.logs import configure_logging
+from streamer.common.settings import ConfigError, Settings
 
 
 def register(subparsers: argparse._SubParsersAction, name: str, summary: str) -> None:

@@ -11,8 +11,8 @@ from models.data import EventLog
 from models.evaluate import evaluate_model
 from models.train import PRESETS, TrainConfig, TrainResult, train_model
 from schemas.events import Event
+from streamer.common.settings import Settings
 from streamer.retrainer.dataset import session_rows, split_recent
-from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from models.data import EventLog, events_to_tsv, parse_events
 from schemas.events import Event
-from streamer.sessions import starts_new_session
+from streamer.common.sessions import starts_new_session
 
 Row = tuple[str, str, float, str]  # (session key, item id, time, event type name)
 

@@ -10,16 +10,14 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from models.artifact import ModelArtifact, load_artifact
 from schemas.errors import InvalidMessage
 from schemas.events import Event
-from streamer.admin import ensure_model_updates_topic, ensure_topics, partition_counts
-from streamer.kafka_config import aiokafka_config
-from streamer.model_swap import newest_sound_announcement
+from streamer.common.admin import ensure_model_updates_topic, ensure_topics, partition_counts
+from streamer.common.kafka_config import aiokafka_config
+from streamer.common.settings import Settings
+from streamer.registry import announce, serving_model, store_artifact
 from streamer.retrainer.cycle import Decision, run_cycle
-from streamer.retrainer.store import announce, publish_to_store
 from streamer.retrainer.window import EventWindow
-from streamer.settings import Settings
 
 log = logging.getLogger("streamrec.retrainer")
 
@@ -37,22 +35,11 @@ CYCLE_SECONDS = Gauge("streamrec_retrainer_cycle_seconds", "Duration of the last
 WINDOW_SIZE = Gauge("streamrec_retrainer_window_events", "Events in the window", registry=REGISTRY)
 
 
-def current_model(settings: Settings) -> ModelArtifact | None:
-    """What the streamers serve: the newest announced model that verifies, else STREAMREC_MODEL_PATH
-    if present."""
-    sound, _ = newest_sound_announcement(settings)
-    if sound is not None:
-        return sound[1]
-    if (settings.model_path / "manifest.json").is_file():
-        return load_artifact(settings.model_path)
-    return None
-
-
 class Retrainer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.window = EventWindow(settings.retrainer_dir, settings.retrain_window_events)
-        self.current = current_model(settings)
+        self.current = serving_model(settings, lambda refusal: None)
         self.last_cycle = time.monotonic()
         self.kinds = settings.topic_kinds()
 
@@ -83,8 +70,16 @@ class Retrainer:
         self.window.mark_trained()
         self.last_cycle = time.monotonic()
         if decision.promote:
-            artifact = publish_to_store(self.settings.model_store, candidate)
-            announce(self.settings, artifact, self.settings.model_store / artifact.version)
+            result = candidate.result
+            artifact = store_artifact(
+                self.settings,
+                result.model,
+                result.item_ids,
+                result.config.to_dict(),
+                candidate.train_log.fingerprint,
+                {k: float(v) for k, v in decision.candidate.items()},
+            )
+            announce(self.settings, artifact)
             self.current = artifact
         record_decision(decision, self.current.version if self.current else None)
         return decision

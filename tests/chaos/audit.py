@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 from models.artifact import ModelArtifact
 from schemas.dead_letters import DeadLetter
-from streamer.engine import Recommender
-from streamer.records import InputRecord, ParsedEvent, parse_record
-from streamer.sequencing import unframe
-from streamer.serving import serving_policy
-from streamer.settings import Settings
-from streamer.state import UserState
+from streamer.common.settings import Settings
+from streamer.worker.engine import Recommender
+from streamer.worker.policy import serving_policy
+from streamer.worker.records import InputRecord, ParsedEvent, parse_record
+from streamer.worker.sequencing import unframe
+from streamer.worker.state import UserState
 
 Position = tuple[str, int, int]  # topic, partition, offset
 _PRODUCED_AT = re.compile(rb'"produced_at":[^,]+,')

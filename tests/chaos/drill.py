@@ -19,12 +19,12 @@ from pathlib import Path
 
 from models.artifact import load_artifact
 from models.synthetic import write_synthetic_sessions
-from streamer.admin import create_missing_topics
-from streamer.kafka_local import LocalBroker
-from streamer.kafka_local.broker import free_ports
-from streamer.records import InputRecord
-from streamer.settings import Settings
-from streamer.worker_process import WorkerProcess
+from streamer.common.admin import create_missing_topics
+from streamer.common.settings import Settings
+from streamer.tools.kafka_local import LocalBroker
+from streamer.tools.kafka_local.broker import free_ports
+from streamer.tools.worker_process import WorkerProcess
+from streamer.worker.records import InputRecord
 from tests.chaos.audit import AuditReport, audit
 from tests.chaos.workload import Workload
 from tests.support.training import train_with_cli

@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 
 from streamer.cli import COMMANDS
-from streamer.settings import SETTINGS, Settings
+from streamer.common.settings import SETTINGS, Settings
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
@@ -171,10 +171,9 @@ def setting(env: dict[str, str], name: str) -> object:
 
 def web_routes() -> dict[str, str]:
     """The streamer's HTTP routes (view name -> path), as its Faust app registers them."""
-    import streamer.web  # noqa: F401 (registers the pages on the app)
-    from streamer.app import app
+    from streamer.worker.assembly import build_worker
 
-    return dict(app.web.reverse_names)
+    return dict(build_worker(Settings.from_env({})).app.web.reverse_names)
 
 
 # --- schema validation ---------------------------------------------------------------------------
@@ -249,7 +248,7 @@ def test_each_streamer_pod_keeps_its_state_on_its_own_volume(objects):
 
 
 def test_static_membership_id_is_the_pod_name(objects, monkeypatch):
-    from streamer.app import create_app
+    from streamer.worker.faust_app import create_app
 
     env = pod_environment(objects, streamer(objects), STREAMER_POD)
     for name, value in env.items():
@@ -380,14 +379,14 @@ def create_topics_module():
 
 
 def test_the_topics_job_creates_the_workers_internal_topics_under_their_names():
-    from streamer.agents import user_states
-    from streamer.app import app, settings
+    from streamer.worker.assembly import build_worker
 
-    names = {t.name for t in create_topics_module().faust_topics(settings)}
+    worker = build_worker(Settings.from_env({}))
+    names = {t.name for t in create_topics_module().faust_topics(worker.settings)}
     assert names == {
-        settings.sequenced_topic,
-        user_states.table.changelog_topic.get_topic_name(),
-        app._leader_assignor._leader_topic_name,
+        worker.settings.sequenced_topic,
+        worker.states.changelog_topic,
+        worker.app._leader_assignor._leader_topic_name,
     }
 
 

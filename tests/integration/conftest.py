@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from models.synthetic import write_synthetic_sessions
-from streamer.admin import ensure_topics
-from streamer.kafka_local.broker import free_ports
-from streamer.settings import Settings
-from streamer.worker_process import WorkerProcess
+from streamer.common.admin import ensure_topics
+from streamer.common.settings import Settings
+from streamer.tools.kafka_local.broker import free_ports
+from streamer.tools.worker_process import WorkerProcess
 from tests.support.training import train_with_cli
 
 PARTITIONS = 3

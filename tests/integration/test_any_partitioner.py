@@ -10,8 +10,8 @@ import torch
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.sequencing import decode_frame
-from streamer.state import UserState
+from streamer.worker.sequencing import decode_frame
+from streamer.worker.state import UserState
 from tests.integration.conftest import PARTITIONS
 from tests.support.kafka_io import TopicReader, latest_per_key
 

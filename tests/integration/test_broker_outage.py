@@ -13,9 +13,9 @@ import pytest
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.broker_watch import PROBE_INTERVAL_S
-from streamer.kafka_local import LocalBroker
-from streamer.worker_process import WorkerProcess
+from streamer.tools.kafka_local import LocalBroker
+from streamer.tools.worker_process import WorkerProcess
+from streamer.worker.broker_watch import PROBE_INTERVAL_S
 from tests.integration.conftest import StreamerSetup, new_streamer_setup
 from tests.support.kafka_io import TopicReader, produce_events
 from tests.support.waiting import wait_for

@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from streamer.cli import main
-from streamer.kafka_local import LocalBroker
+from streamer.tools.kafka_local import LocalBroker
 
 pytestmark = pytest.mark.integration
 

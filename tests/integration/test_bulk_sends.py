@@ -1,4 +1,4 @@
-"""Records sent in bulk (``streamer.producing``) all arrive, in order within each partition, where
+"""Records sent in bulk (``streamer.worker.producing``) all arrive, in order within each partition, where
 Kafka's default partitioning puts them, and each sent batch knows the offset of its last record."""
 
 import asyncio
@@ -8,7 +8,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streamer.producing import SentBatch, partitioner, send_records
+from streamer.worker.producing import SentBatch, partitioner, send_records
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import torch
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.state import UserState
+from streamer.worker.state import UserState
 from tests.support.kafka_io import TopicReader, latest_per_key, produce_events
 
 pytestmark = pytest.mark.e2e

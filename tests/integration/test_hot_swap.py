@@ -19,10 +19,10 @@ from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key
 from schemas.recommendations import Recommendation
-from streamer.admin import create_missing_topics
-from streamer.retrainer.store import announce
-from streamer.settings import Settings
-from streamer.state import UserState
+from streamer.common.admin import create_missing_topics
+from streamer.common.settings import Settings
+from streamer.registry import announce
+from streamer.worker.state import UserState
 from tests.support.kafka_io import TopicReader, latest_per_key, produce, produce_events
 from tests.support.waiting import wait_for
 

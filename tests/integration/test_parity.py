@@ -10,9 +10,9 @@ from models.artifact import load_artifact
 from models.data import read_events as read_session_log
 from models.evaluate import evaluate_model
 from schemas.recommendations import Recommendation
-from streamer.replay import read_events, replay
-from streamer.score_stream import next_items, score_lists
-from streamer.settings import Settings
+from streamer.common.settings import Settings
+from streamer.tools.replay import read_events, replay
+from streamer.tools.score_stream import next_items, score_lists
 from tests.support.kafka_io import TopicReader
 from tests.support.training import train_with_cli
 

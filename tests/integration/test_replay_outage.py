@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from streamer.kafka_local import LocalBroker
-from streamer.replay import EXIT_INCOMPLETE, read_events
+from streamer.tools.kafka_local import LocalBroker
+from streamer.tools.replay import EXIT_INCOMPLETE, read_events
 
 pytestmark = pytest.mark.integration
 

@@ -23,11 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.kafka_config import aiokafka_config, kafka_python_config
-from streamer.kafka_local import LocalBroker
-from streamer.kafka_probe import EXIT_AUTHENTICATION, EXIT_PROTOCOL
-from streamer.settings import Settings
-from streamer.worker_process import WorkerProcess
+from streamer.common.kafka_config import aiokafka_config, kafka_python_config
+from streamer.common.kafka_probe import EXIT_AUTHENTICATION, EXIT_PROTOCOL
+from streamer.common.settings import Settings
+from streamer.tools.kafka_local import LocalBroker
+from streamer.tools.worker_process import WorkerProcess
 from tests.integration.conftest import StreamerSetup, new_streamer_setup
 
 pytestmark = pytest.mark.e2e

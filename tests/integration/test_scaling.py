@@ -24,8 +24,8 @@ from kafka import KafkaAdminClient, KafkaProducer
 from models.artifact import load_artifact
 from schemas.events import Event
 from schemas.recommendations import Recommendation
-from streamer.state import UserState
-from streamer.worker_process import WorkerProcess
+from streamer.tools.worker_process import WorkerProcess
+from streamer.worker.state import UserState
 from tests.integration.conftest import StreamerSetup
 from tests.support.kafka_io import TopicReader, latest_per_key
 

@@ -7,7 +7,7 @@ from models.artifact import load_artifact
 from models.scoring import exact_top_k
 from schemas.events import Event, EventType
 from schemas.recommendations import Recommendation
-from streamer.state import UserState
+from streamer.worker.state import UserState
 from tests.support.kafka_io import TopicReader, latest_per_key, produce_events
 
 pytestmark = pytest.mark.e2e

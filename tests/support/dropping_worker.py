@@ -9,7 +9,8 @@ import sys
 
 from faust.types import TP, Message
 
-from streamer import consumer, routing, worker_cli
+from streamer.worker import cli as worker_cli
+from streamer.worker import consumer, routing
 
 DROP = (os.environ["DROP_TOPIC"], int(os.environ["DROP_PARTITION"]), int(os.environ["DROP_OFFSET"]))
 

@@ -5,7 +5,7 @@ import time
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.events import Event
-from streamer.worker_process import WorkerProcess
+from streamer.tools.worker_process import WorkerProcess
 
 
 def produce(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:

@@ -10,8 +10,10 @@ from models.artifact import ModelArtifact
 from models.model import GRU4Rec, ModelConfig
 from schemas.events import Event, EventType
 from schemas.recommendations import RankedItem, Recommendation, SourcePosition
-from streamer.engine import ListEncoder, Recommender, ServingPolicy
-from streamer.records import InputRecord, ParsedEvent
+from streamer.worker.engine import Recommender
+from streamer.worker.list_encoding import ListEncoder
+from streamer.worker.policy import ServingPolicy
+from streamer.worker.records import InputRecord, ParsedEvent
 
 ODD_IDS = ["plain", 'quo"te', "back\\slash", "new\nline", "tab\t", "é-ü", "日本", "🙂", "\x01ctl", "\u2028"]
 

@@ -1,6 +1,6 @@
 """Readiness counts Kafka as gone only once it has not answered for longer than the grace period."""
 
-from streamer.broker_watch import BrokerWatch
+from streamer.worker.broker_watch import BrokerWatch
 
 
 class Clock:

@@ -11,8 +11,9 @@ import torch
 from models.artifact import ModelArtifact
 from models.scoring import exact_top_k
 from schemas.events import Event, EventType
-from streamer.engine import Recommender, ServingPolicy
-from streamer.records import InputRecord, ParsedEvent
+from streamer.worker.engine import Recommender
+from streamer.worker.policy import ServingPolicy
+from streamer.worker.records import InputRecord, ParsedEvent
 from tests.support.artifacts import N_ITEMS, make_artifact
 
 
@@ -237,3 +238,27 @@ def test_exclude_current_item_leaves_it_out(artifact):
     )
     listed = [i.item_id for i in result.recommendations()[0].items]
     assert "item-9" not in listed and len(listed) == N_ITEMS - 1
+
+
+def test_recommend_lists_stored_states_as_the_stream_did_without_changing_them(artifact):
+    stream = Stream()
+    states, [result] = run(Recommender(artifact, ServingPolicy(top_k=5)), [[stream.event("u", 4)]])
+    stored = states["u"].to_bytes()
+    [listed] = Recommender(artifact, ServingPolicy()).recommend([states["u"]], 5)
+    [streamed] = result.recommendations()
+    assert [item for item, _ in listed] == [i.item_id for i in streamed.items]
+    assert [score for _, score in listed] == pytest.approx([i.score for i in streamed.items], abs=1e-6)
+    assert states["u"].to_bytes() == stored
+
+
+def test_recommend_re_encodes_another_models_state_and_honours_exclusions(artifact):
+    stream = Stream()
+    states, _ = run(Recommender(artifact, ServingPolicy()), [[stream.event("u", 4), stream.event("u", 9)]])
+    other = Recommender(make_artifact(seed=3, version="v2"), ServingPolicy())
+    [best, *_] = other.recommend([states["u"], None], 3)
+    expected = other.advancer.reencode_many([(["item-4", "item-9"], [0, 0])])[0]
+    _, top = exact_top_k(other.artifact.model, torch.from_numpy(expected).unsqueeze(0), 3)
+    assert [item for item, _ in best] == [f"item-{i}" for i in top[0].tolist()]
+    [kept, fresh] = other.recommend([states["u"], None], 3, exclude=[[best[0][0]], []])
+    assert best[0][0] not in [item for item, _ in kept] and len(kept) == 3 and len(fresh) == 3
+    assert states["u"].model_version == "v1"

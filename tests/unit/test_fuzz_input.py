@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from schemas.dead_letters import DeadLetter
 from schemas.recommendations import Recommendation
-from streamer.engine import Recommender, ServingPolicy
-from streamer.records import InputRecord, ParsedEvent
-from streamer.sequencing import route, unframe
+from streamer.worker.engine import Recommender
+from streamer.worker.policy import ServingPolicy
+from streamer.worker.records import InputRecord, ParsedEvent
+from streamer.worker.sequencing import route, unframe
 from tests.support.artifacts import make_artifact
 
 KINDS = {"click": "click", "buy": "buy"}

@@ -10,7 +10,7 @@ import pytest
 from schemas.dead_letters import MAX_ORIGINAL_BYTES, MAX_ORIGINAL_KEY_BYTES, DeadLetter
 from schemas.json_schemas import load_schema
 from schemas.recommendations import SourcePosition
-from streamer.records import InputRecord, ParsedEvent, parse_record
+from streamer.worker.records import InputRecord, ParsedEvent, parse_record
 
 NOW = 1_700_000_000.0
 GOOD = b'{"event_id":"e","user_id":"u","item_id":"i","event_time":1600000000}'

@@ -1,4 +1,4 @@
-"""Fast tests of streamer.kafka_local: no JVM and no network; java and mvn are small shell scripts."""
+"""Fast tests of streamer.tools.kafka_local: no JVM and no network; java and mvn are small shell scripts."""
 
 import base64
 import json
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streamer.cli import main
-from streamer.kafka_local.broker import (
+from streamer.tools.kafka_local.broker import (
     BrokerInfo,
     BrokerStartError,
     LocalBroker,
@@ -26,7 +26,7 @@ from streamer.kafka_local.broker import (
     server_properties,
     stop_running,
 )
-from streamer.kafka_local.jars import (
+from streamer.tools.kafka_local.jars import (
     INSTALL_HINT,
     JARS_DIR_ENV,
     KafkaSetupError,

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamer.kafka_local.broker import free_ports
-from streamer.kafka_probe import (
+from streamer.common.kafka_probe import (
     EXIT_PROTOCOL,
     EXIT_TIMEOUT,
     EXIT_UNREACHABLE,
@@ -20,7 +19,8 @@ from streamer.kafka_probe import (
     ProbeFailure,
     probe_bootstrap,
 )
-from streamer.settings import Settings
+from streamer.common.settings import Settings
+from streamer.tools.kafka_local.broker import free_ports
 
 
 def settings_for(servers: str) -> Settings:

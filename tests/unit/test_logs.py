@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from streamer.logs import TEXT_FORMAT, JsonFormatter, RepeatLimiter
+from streamer.common.logs import TEXT_FORMAT, JsonFormatter, RepeatLimiter
 
 T0 = 1_800_000_000.0
 

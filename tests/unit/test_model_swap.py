@@ -12,11 +12,11 @@ from models.model import GRU4Rec, ModelConfig
 from schemas.errors import InvalidMessage
 from schemas.json_schemas import load_schema
 from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key, is_history_key
-from streamer.engine import ServingPolicy
-from streamer.metrics import REGISTRY
-from streamer.model_swap import AnnouncementRefused, first_sound, load_announced, newest_first
-from streamer.serving import ModelHolder
-from streamer.settings import Settings
+from streamer.common.settings import Settings
+from streamer.registry import AnnouncementRefused, first_sound, load_announced, newest_first
+from streamer.worker.metrics import REGISTRY
+from streamer.worker.model_feed import ModelHolder, count_refusal
+from streamer.worker.policy import ServingPolicy
 
 
 @pytest.fixture
@@ -105,7 +105,9 @@ def test_the_walk_back_skips_refused_announcements_and_counts_them(store):
     settings = settings_for(store)
     refused_before = refused_count("unloadable")
 
-    chosen = first_sound(newest_first([good, corrupt, missing]), lambda a: load_announced(settings, a))
+    chosen = first_sound(
+        newest_first([good, corrupt, missing]), lambda a: load_announced(settings, a), count_refusal
+    )
 
     assert chosen is not None and chosen[0] == good and chosen[1].version == good.version
     assert refused_count("unloadable") - refused_before == 2
@@ -114,8 +116,8 @@ def test_the_walk_back_skips_refused_announcements_and_counts_them(store):
 def test_no_sound_announcement_leaves_the_choice_to_the_fallback(store):
     settings = settings_for(store)
     missing = announce(store, path="missing")
-    assert first_sound([missing], lambda a: load_announced(settings, a)) is None
-    assert first_sound([], lambda a: load_announced(settings, a)) is None
+    assert first_sound([missing], lambda a: load_announced(settings, a), count_refusal) is None
+    assert first_sound([], lambda a: load_announced(settings, a), count_refusal) is None
 
 
 def test_history_keys_are_told_apart_from_the_current_key():

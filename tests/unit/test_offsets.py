@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 
-from streamer.offsets import OffsetGuard
+from streamer.worker.offsets import OffsetGuard
 
 
 @dataclass
@@ -86,7 +86,7 @@ def test_the_consumer_commits_what_the_guard_says_not_what_faust_acknowledged():
 
     from faust.types import TP
 
-    from streamer.consumer import FetchDeliveringConsumer
+    from streamer.worker.consumer import FetchDeliveringConsumer
 
     guard = OffsetGuard()
     guard.start(("click", 0), 10)

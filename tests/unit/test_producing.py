@@ -4,7 +4,7 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from streamer.producing import KeyPartitioner
+from streamer.worker.producing import KeyPartitioner
 
 
 def test_key_partitioner_agrees_with_kafkas_default_partitioner():

@@ -7,9 +7,9 @@ import pytest
 
 from schemas.events import Event
 from streamer.cli import main
-from streamer.kafka_local.broker import free_ports
-from streamer.replay import ReplayIncomplete, replay
-from streamer.settings import Settings
+from streamer.common.settings import Settings
+from streamer.tools.kafka_local.broker import free_ports
+from streamer.tools.replay import ReplayIncomplete, replay
 
 EVENTS = [Event(f"e-{n}", f"user-{n}", "item-1", 1_700_000_000.0 + n) for n in range(20)]
 

@@ -4,8 +4,8 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from schemas.dead_letters import DeadLetter
-from streamer.records import InputRecord, ParsedEvent
-from streamer.sequencing import decode_frame, encode_frame, route, unframe, user_partition
+from streamer.worker.records import InputRecord, ParsedEvent
+from streamer.worker.sequencing import decode_frame, encode_frame, route, unframe, user_partition
 
 KINDS = {"click": "click", "buy": "buy"}
 NOW = 1_700_000_000.0

@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.settings import SETTINGS, ConfigError, Settings
-from streamer.state import StateDecodeError, UserState
+from streamer.common.settings import SETTINGS, ConfigError, Settings
+from streamer.worker.state import StateDecodeError, UserState
 
 
 def test_user_state_round_trips_exactly():

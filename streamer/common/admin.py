@@ -1,0 +1,68 @@
+"""Creating topics before anything produces to them, so partition counts and cleanup policies are
+ours, not the broker's defaults (the state table's changelog must have as many partitions as the
+input topics; model announcements must be compacted)."""
+
+import contextlib
+from collections.abc import Iterator
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streamer.common.kafka_config import kafka_python_config
+from streamer.common.settings import Settings
+
+
+def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
+    """Create the missing topics of ``names`` (default: the streamer's input and output topics)
+    with ``STREAMREC_TOPIC_PARTITIONS`` partitions. Existing ones keep their partition count: records
+    reach their user's partition of the sequencing topic whatever the input topics' count."""
+    names = settings.io_topics() if names is None else names
+    specs = [NewTopic(n, settings.topic_partitions, settings.replication_factor) for n in names]
+    create_missing_topics(settings, specs, check_partitions=False)
+
+
+def ensure_model_updates_topic(settings: Settings) -> None:
+    """One compacted partition: announcements are totally ordered and the latest is always kept."""
+    spec = NewTopic(
+        settings.model_updates_topic,
+        1,
+        settings.replication_factor,
+        topic_configs={"cleanup.policy": "compact"},
+    )
+    create_missing_topics(settings, [spec])
+
+
+def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    with _admin(settings) as admin:
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+
+
+@contextlib.contextmanager
+def _admin(settings: Settings) -> Iterator[KafkaAdminClient]:
+    admin = KafkaAdminClient(client_id="streamrec-admin", **kafka_python_config(settings))
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def create_missing_topics(settings: Settings, specs: list[NewTopic], check_partitions: bool = True) -> None:
+    """Create the topics of ``specs`` that do not exist; raise if an existing one has another
+    partition count than its spec (unless ``check_partitions`` is off)."""
+    with _admin(settings) as admin:
+        existing = set(admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            # Another client may create one concurrently; the partition check below still applies.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+        if not check_partitions:
+            return
+        wanted = {spec.name: spec.num_partitions for spec in specs if spec.name in existing}
+        for topic in admin.describe_topics(list(wanted)):
+            count = len(topic["partitions"])
+            if count != wanted[topic["name"]]:
+                raise ValueError(
+                    f"topic {topic['name']!r} has {count} partitions, {wanted[topic['name']]} are needed "
+                    "(see STREAMREC_TOPIC_PARTITIONS)"
+                )

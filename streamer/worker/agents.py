@@ -1,0 +1,77 @@
+"""The worker's Faust agents, tasks and signal handlers: click and buy events in, recommendation
+lists and dead letters out, in two steps (:mod:`streamer.worker.sequencing` says why):
+
+* the router (:mod:`streamer.worker.routing`, a task fed by the consumer a fetch at a time) validates
+  each click and buy record: a malformed one becomes a dead letter, a valid one is forwarded
+  unchanged to the sequencing topic on its user's partition.
+* the agent ``apply_events`` reads the sequencing topic in micro-batches and hands each to the
+  :class:`~streamer.worker.batches.BatchProcessor`.
+
+Both commit a record's offset only once its batch is done (streamer.worker.offsets); a batch that
+fails is read again from its first record.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+
+import faust
+from faust.types import TP
+
+from streamer.worker.heap import freeze_startup_heap
+from streamer.worker.metrics import END_TO_END_LATENCY
+from streamer.worker.offsets import OffsetGuard
+from streamer.worker.parts import Worker
+from streamer.worker.records import InputRecord
+from streamer.worker.seeking import in_partition_order, read_again
+
+
+def register_agents(worker: Worker) -> None:
+    app, guard, settings = worker.app, worker.offset_guard, worker.settings
+
+    @app.on_worker_init.connect
+    def load_first_model(sender: faust.App, **kwargs: object) -> None:
+        # Before the worker joins the group: a missing or bad model stops it here, with the reason.
+        # Faust sends this signal twice when started through app.main(); load once.
+        if worker.models.holder.version is None:
+            worker.models.load_initial()
+            freeze_startup_heap()
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: faust.App, revoked: set[TP], **kwargs: object) -> None:
+        guard.forget((tp.topic, tp.partition) for tp in revoked)
+
+    @app.task
+    async def follow_model_updates() -> None:
+        await worker.models.follow()
+
+    @app.task
+    async def route_input() -> None:
+        await worker.router.run()
+
+    @app.agent(worker.topics.sequenced, name="apply_events")
+    async def apply_events(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_ms / 1000):
+            await run_guarded(app, guard, batch, worker.batches.process)
+
+
+async def run_guarded(
+    app: faust.App,
+    guard: OffsetGuard,
+    batch: list[faust.EventT],
+    handle: Callable[[list[InputRecord]], Awaitable[object]],
+) -> None:
+    """Handle the records of ``batch`` that follow their partition's previous one; mark them
+    committable once ``handle`` has returned, or read them again if it raised."""
+    messages = [event.message for event in batch]
+    accepted = await in_partition_order(app, guard, messages)
+    if len(accepted) != len(messages):
+        messages = [messages[i] for i in accepted]
+    try:
+        await handle([InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages])
+    except Exception:
+        await read_again(app, guard, messages)
+        raise
+    guard.completed(messages)
+    done_at = time.time()
+    for message in messages:
+        END_TO_END_LATENCY.observe(max(0.0, done_at - message.timestamp))

@@ -1,0 +1,147 @@
+"""Which model a worker serves. The :class:`ModelHolder` swaps recommenders only between
+micro-batches: a new model is loaded and validated elsewhere, staged, and picked up by the next batch
+as a whole. The :class:`ModelFeed` stages the first model at start, then every sound model announced
+on the model-updates topic (:mod:`streamer.registry`): every worker reads every announcement (no
+consumer group) and loads the artifact in a thread. A bad artifact is refused, counted, and the
+current model keeps serving.
+
+At start, a worker serves the newest announced model whose artifact verifies. That is what a running
+worker serves too: it switches to every sound announcement and keeps its model when one is refused,
+so a restarted worker lands on the same version as its peers. ``STREAMREC_MODEL_PATH`` is the
+fallback only when no announced model verifies.
+"""
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
+from models.artifact import ModelArtifact, load_artifact
+from schemas.model_updates import ModelAnnouncement, is_history_key
+from streamer.common.admin import ensure_model_updates_topic
+from streamer.common.kafka_config import aiokafka_config
+from streamer.common.settings import Settings
+from streamer.registry import (
+    AnnouncementRefused,
+    artifact_path,
+    load_announced,
+    newest_sound_announcement,
+    parse_announcement,
+)
+from streamer.worker.engine import Recommender
+from streamer.worker.metrics import MODEL_INFO, MODEL_SWAP_REFUSED
+from streamer.worker.policy import ServingPolicy, serving_policy
+
+log = logging.getLogger(__name__)
+
+FOLLOW_RETRY_S = 2.0
+
+
+def count_refusal(refusal: AnnouncementRefused) -> None:
+    MODEL_SWAP_REFUSED.labels(refusal.reason).inc()
+
+
+class ModelHolder:
+    def __init__(self, policy: ServingPolicy) -> None:
+        self.policy = policy
+        self.recommender: Recommender | None = None
+        self._staged: Recommender | None = None
+
+    @property
+    def version(self) -> str | None:
+        """The newest version this worker has accepted: the next micro-batch runs it."""
+        newest = self._staged or self.recommender
+        return newest.version if newest else None
+
+    def stage(self, artifact: ModelArtifact, source: Path) -> None:
+        """Make ``artifact`` the model of the next micro-batch."""
+        self._staged = Recommender(artifact, self.policy)
+        log.info("model %s from %s staged; the next micro-batch uses it", artifact.version, source)
+
+    def for_next_batch(self) -> Recommender:
+        """The recommender for the batch about to run, switching to a staged one first."""
+        if self._staged is not None:
+            previous = self.recommender
+            self.recommender, self._staged = self._staged, None
+            if previous is not None:
+                MODEL_INFO.labels(previous.version).set(0)
+                log.info("switched from model %s to %s", previous.version, self.recommender.version)
+            MODEL_INFO.labels(self.recommender.version).set(1)
+        if self.recommender is None:
+            raise RuntimeError("no model loaded")
+        return self.recommender
+
+
+class ModelFeed:
+    """The model side of a worker: the first model at start, then every announced one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.holder = ModelHolder(serving_policy(settings))
+        self._follow_from = 0
+
+    def load_initial(self) -> None:
+        """Stage the newest announced model that verifies, else ``STREAMREC_MODEL_PATH``; raise if
+        neither loads."""
+        ensure_model_updates_topic(self.settings)
+        sound, self._follow_from = newest_sound_announcement(self.settings, count_refusal)
+        if sound is not None:
+            self._stage(*sound)
+            return
+        log.info("no announced model verifies; serving %s", self.settings.model_path)
+        self.holder.stage(load_artifact(self.settings.model_path), self.settings.model_path)
+
+    async def follow(self) -> None:
+        """Stage every sound model announced after start, for as long as the worker runs."""
+        tp = TopicPartition(self.settings.model_updates_topic, 0)
+        consumer = await self._started_consumer()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, self._follow_from)
+            async for record in consumer:
+                if is_history_key(record.key):
+                    continue  # the same announcement as the one under its own key, kept for starts
+                try:
+                    announcement = parse_announcement(record.value)
+                except AnnouncementRefused as exc:
+                    count_refusal(exc)
+                    log.error("ignoring a model announcement: %s", exc)
+                    continue
+                if announcement.version != self.holder.version:
+                    await self._consider(announcement)
+        finally:
+            await consumer.stop()
+
+    async def _started_consumer(self) -> AIOKafkaConsumer:
+        """A started consumer, retried while Kafka cannot be reached: this runs as a Faust task once
+        the worker is ready, and a task that raises stops the whole worker."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                group_id=None, enable_auto_commit=False, **aiokafka_config(self.settings)
+            )
+            try:
+                await consumer.start()
+                return consumer
+            except KafkaConnectionError as exc:
+                await consumer.stop()
+                log.warning("cannot follow model updates yet, retrying in %s s: %s", FOLLOW_RETRY_S, exc)
+                await asyncio.sleep(FOLLOW_RETRY_S)
+
+    async def _consider(self, announcement: ModelAnnouncement) -> None:
+        try:
+            artifact = await asyncio.to_thread(load_announced, self.settings, announcement)
+        except AnnouncementRefused as exc:
+            count_refusal(exc)
+            log.error(
+                "announced model %s refused, still serving %s: %s",
+                announcement.version,
+                self.holder.version,
+                exc,
+            )
+            return
+        self._stage(announcement, artifact)
+
+    def _stage(self, announcement: ModelAnnouncement, artifact: ModelArtifact) -> None:
+        self.holder.stage(artifact, artifact_path(self.settings, announcement))

@@ -1,0 +1,26 @@
+"""How a worker serves, whatever the model: list length, exclusions and what a session is."""
+
+from dataclasses import dataclass
+
+from streamer.common.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServingPolicy:
+    top_k: int = 20
+    exclude_current_item: bool = False
+    session_mode: str = "session"  # "session": zero state after a gap or a new session id; "user": carry over
+    session_gap_s: float = 1800.0
+    recent_items: int = 200
+    recent_event_ids: int = 32
+
+
+def serving_policy(settings: Settings) -> ServingPolicy:
+    return ServingPolicy(
+        top_k=settings.top_k,
+        exclude_current_item=settings.exclude_current_item,
+        session_mode=settings.session_mode,
+        session_gap_s=settings.session_gap_s,
+        recent_items=settings.recent_items,
+        recent_event_ids=settings.recent_event_ids,
+    )
