@@ -170,11 +170,11 @@ def worker_figures(args: argparse.Namespace, folder: Path) -> None:
         items = [line.split("\t")[1] for line in args.data.read_text().splitlines()[1:1000]]
         for user in range(args.worker_users):
             event = Event(f"e-{user}", f"user-{user:08d}", items[user % len(items)], 1_700_000_000.0 + user)
-            producer.send(settings.click_topic, key=event.user_id.encode(), value=event.to_bytes())
+            producer.send(settings.topics.click, key=event.user_id.encode(), value=event.to_bytes())
         producer.flush()
         producer.close()
         consumer = KafkaConsumer(
-            settings.recommendations_topic,
+            settings.topics.recommendations,
             auto_offset_reset="earliest",
             consumer_timeout_ms=1000,
             **kafka_python_config(settings),

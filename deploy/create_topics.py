@@ -21,16 +21,16 @@ from streamer.common.settings import Settings
 
 def faust_topics(settings: Settings) -> list[NewTopic]:
     """The internal topics the Faust app would otherwise create at its first start."""
-    replicas = settings.replication_factor
+    replicas = settings.topics.replication_factor
     return [
-        NewTopic(settings.sequenced_topic, settings.topic_partitions, replicas),
+        NewTopic(settings.sequenced_topic, settings.topics.partitions, replicas),
         NewTopic(
-            f"{settings.app_id}-user-state-changelog",
-            settings.topic_partitions,
+            f"{settings.worker.app_id}-user-state-changelog",
+            settings.topics.partitions,
             replicas,
             topic_configs={"cleanup.policy": "compact"},
         ),
-        NewTopic(f"{settings.app_id}-__assignor-__leader", 1, replicas),
+        NewTopic(f"{settings.worker.app_id}-__assignor-__leader", 1, replicas),
     ]
 
 

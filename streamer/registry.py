@@ -45,7 +45,7 @@ def store_artifact(
 ) -> ModelArtifact:
     """Write an artifact to ``<model store>/<version>`` (atomically) and return it as loaded back from
     the store, so what is announced is exactly what the workers will read."""
-    path = save_artifact_in(settings.model_store, model, item_ids, config, data_fingerprint, metrics)
+    path = save_artifact_in(settings.models.store, model, item_ids, config, data_fingerprint, metrics)
     return load_artifact(path)
 
 
@@ -55,10 +55,10 @@ def announce(settings: Settings, artifact: ModelArtifact, path: Path | None = No
     wait until Kafka has both."""
     from kafka import KafkaProducer
 
-    path = settings.model_store / artifact.version if path is None else path
+    path = settings.models.store / artifact.version if path is None else path
     announcement = ModelAnnouncement(
         version=artifact.version,
-        path=os.path.relpath(path, settings.model_store),
+        path=os.path.relpath(path, settings.models.store),
         checksum=artifact.checksum,
         created_at=time.time(),
         metrics={k: float(v) for k, v in artifact.metrics.items()},
@@ -69,7 +69,7 @@ def announce(settings: Settings, artifact: ModelArtifact, path: Path | None = No
         # still reaches every worker; the history record lets a restarted one walk back past a bad
         # later announcement.
         for key in (ANNOUNCEMENT_KEY, history_key(announcement.version)):
-            producer.send(settings.model_updates_topic, key=key, value=announcement.to_bytes()).get(30)
+            producer.send(settings.topics.model_updates, key=key, value=announcement.to_bytes()).get(30)
     finally:
         producer.close()
     return announcement
@@ -79,7 +79,7 @@ def announce(settings: Settings, artifact: ModelArtifact, path: Path | None = No
 
 
 def artifact_path(settings: Settings, announcement: ModelAnnouncement) -> Path:
-    return settings.model_store / announcement.path
+    return settings.models.store / announcement.path
 
 
 def load_announced(settings: Settings, announcement: ModelAnnouncement) -> ModelArtifact:
@@ -116,7 +116,7 @@ def read_announcements(settings: Settings, refused: Refusals) -> tuple[list[Mode
     and the offset after the last record; each malformed one goes to ``refused``."""
     from kafka import KafkaConsumer, TopicPartition
 
-    tp = TopicPartition(settings.model_updates_topic, 0)
+    tp = TopicPartition(settings.topics.model_updates, 0)
     consumer = KafkaConsumer(enable_auto_commit=False, **kafka_python_config(settings))
     try:
         consumer.assign([tp])
@@ -182,6 +182,6 @@ def serving_model(settings: Settings, refused: Refusals) -> ModelArtifact | None
     sound, _ = newest_sound_announcement(settings, refused)
     if sound is not None:
         return sound[1]
-    if (settings.model_path / "manifest.json").is_file():
-        return load_artifact(settings.model_path)
+    if (settings.models.fallback / "manifest.json").is_file():
+        return load_artifact(settings.models.fallback)
     return None

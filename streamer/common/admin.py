@@ -17,16 +17,16 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
     with ``STREAMREC_TOPIC_PARTITIONS`` partitions. Existing ones keep their partition count: records
     reach their user's partition of the sequencing topic whatever the input topics' count."""
     names = settings.io_topics() if names is None else names
-    specs = [NewTopic(n, settings.topic_partitions, settings.replication_factor) for n in names]
+    specs = [NewTopic(n, settings.topics.partitions, settings.topics.replication_factor) for n in names]
     create_missing_topics(settings, specs, check_partitions=False)
 
 
 def ensure_model_updates_topic(settings: Settings) -> None:
     """One compacted partition: announcements are totally ordered and the latest is always kept."""
     spec = NewTopic(
-        settings.model_updates_topic,
+        settings.topics.model_updates,
         1,
-        settings.replication_factor,
+        settings.topics.replication_factor,
         topic_configs={"cleanup.policy": "compact"},
     )
     create_missing_topics(settings, [spec])

@@ -14,18 +14,18 @@ from streamer.common.settings import Settings
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    if settings.kafka_security_protocol not in {"SSL", "SASL_SSL"}:
+    if settings.kafka.security_protocol not in {"SSL", "SASL_SSL"}:
         return None
-    return ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    return ssl.create_default_context(cafile=settings.kafka.ssl_cafile)
 
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
-    protocol = settings.kafka_security_protocol
+    protocol = settings.kafka.security_protocol
     if protocol.startswith("SASL_"):
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
-            mechanism=settings.kafka_sasl_mechanism,
+            username=settings.kafka.sasl_username,
+            password=settings.kafka.sasl_password,
+            mechanism=settings.kafka.sasl_mechanism,
             ssl_context=ssl_context(settings),
         )
     if protocol == "SSL":
@@ -36,14 +36,14 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
 def kafka_python_config(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for kafka-python's KafkaProducer, KafkaConsumer and KafkaAdminClient."""
     config: dict[str, Any] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-        "security_protocol": settings.kafka_security_protocol,
+        "bootstrap_servers": settings.kafka.bootstrap_servers.split(","),
+        "security_protocol": settings.kafka.security_protocol,
     }
-    if settings.kafka_security_protocol.startswith("SASL_"):
+    if settings.kafka.security_protocol.startswith("SASL_"):
         config |= {
-            "sasl_mechanism": settings.kafka_sasl_mechanism,
-            "sasl_plain_username": settings.kafka_sasl_username,
-            "sasl_plain_password": settings.kafka_sasl_password,
+            "sasl_mechanism": settings.kafka.sasl_mechanism,
+            "sasl_plain_username": settings.kafka.sasl_username,
+            "sasl_plain_password": settings.kafka.sasl_password,
         }
     if context := ssl_context(settings):
         config["ssl_context"] = context
@@ -53,5 +53,5 @@ def kafka_python_config(settings: Settings) -> dict[str, Any]:
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for aiokafka's producer and consumer."""
     config = kafka_python_config(settings)
-    config["bootstrap_servers"] = settings.kafka_bootstrap_servers
+    config["bootstrap_servers"] = settings.kafka.bootstrap_servers
     return config

@@ -62,9 +62,9 @@ def probe_bootstrap(settings: Settings, timeout_s: float | None = None) -> None:
     """Return once one bootstrap server answers a Metadata request with the settings' security
     protocol and credentials; else raise the :class:`ProbeFailure` of the server that got furthest.
     Each server gets ``timeout_s`` (default: ``STREAMREC_KAFKA_PROBE_TIMEOUT_S``) for all steps."""
-    timeout_s = settings.kafka_probe_timeout_s if timeout_s is None else timeout_s
+    timeout_s = settings.kafka.probe_timeout_s if timeout_s is None else timeout_s
     failures = []
-    for server in settings.kafka_bootstrap_servers.split(","):
+    for server in settings.kafka.bootstrap_servers.split(","):
         host, _, port = server.rpartition(":")
         try:
             _probe_server(settings, host, int(port), time.monotonic() + timeout_s)
@@ -90,7 +90,7 @@ def require_kafka(settings: Settings, command: str) -> None:
 
 def _probe_server(settings: Settings, host: str, port: int, deadline: float) -> None:
     address = f"{host}:{port}"
-    protocol = settings.kafka_security_protocol
+    protocol = settings.kafka.security_protocol
     sock = _connect(host, port, deadline)
     try:
         if protocol in {"SSL", "SASL_SSL"}:
@@ -174,7 +174,7 @@ def _tls_handshake(
         raise ProbeFailure(
             f"protocol mismatch: the TLS handshake with {address} failed "
             f"({getattr(error, 'reason', None) or error}): is it a PLAINTEXT or SASL_PLAINTEXT listener? "
-            f"(STREAMREC_KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol})",
+            f"(STREAMREC_KAFKA_SECURITY_PROTOCOL is {settings.kafka.security_protocol})",
             EXIT_PROTOCOL,
             TLS,
         ) from None
@@ -264,8 +264,8 @@ class _Session:
         return {api.api_key: api.max_version for api in response.api_keys}
 
     def authenticate(self, settings: Settings, host: str, versions: dict[int, int]) -> None:
-        mechanism_name = settings.kafka_sasl_mechanism
-        who = f"user {settings.kafka_sasl_username!r} via SASL/{mechanism_name} at {self.address}"
+        mechanism_name = settings.kafka.sasl_mechanism
+        who = f"user {settings.kafka.sasl_username!r} via SASL/{mechanism_name} at {self.address}"
         handshake = self.request(
             SaslHandshakeRequest(version=1, mechanism=mechanism_name), SASL, "starting SASL"
         )
@@ -290,8 +290,8 @@ class _Session:
         mechanism = get_sasl_mechanism(mechanism_name)(
             host=host,
             sasl_mechanism=mechanism_name,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
+            sasl_plain_username=settings.kafka.sasl_username,
+            sasl_plain_password=settings.kafka.sasl_password,
         )
         version = min(versions.get(SaslAuthenticateRequest.API_KEY, 0), SaslAuthenticateRequest.max_version)
         while not mechanism.is_done():

@@ -82,6 +82,7 @@ def _path(name: str, raw: str) -> Path:
 @dataclass(frozen=True)
 class Setting:
     env: str
+    field: str  # "<group>.<name>": where Settings holds the value
     default: str | None
     parse: Callable[[str, str], Any]
     help: str
@@ -92,124 +93,165 @@ SETTINGS: dict[str, Setting] = {
     s.env: s
     for s in [
         Setting(
-            "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", _bootstrap, "Kafka brokers, host:port[,host:port]"
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "kafka.bootstrap_servers",
+            "127.0.0.1:9092",
+            _bootstrap,
+            "Kafka brokers, host:port[,host:port]",
         ),
         Setting(
             "STREAMREC_APP_ID",
+            "worker.app_id",
             "streamrec",
             _text,
             "Faust app id: consumer group and prefix of the changelog topic",
         ),
-        Setting("STREAMREC_CLICK_TOPIC", "click", _text, "topic of click (and cart) events"),
-        Setting("STREAMREC_BUY_TOPIC", "buy", _text, "topic of buy events"),
-        Setting("STREAMREC_RECOMMENDATIONS_TOPIC", "recommendations", _text, "output topic of top-K lists"),
+        Setting("STREAMREC_CLICK_TOPIC", "topics.click", "click", _text, "topic of click (and cart) events"),
+        Setting("STREAMREC_BUY_TOPIC", "topics.buy", "buy", _text, "topic of buy events"),
+        Setting(
+            "STREAMREC_RECOMMENDATIONS_TOPIC",
+            "topics.recommendations",
+            "recommendations",
+            _text,
+            "output topic of top-K lists",
+        ),
         Setting(
             "STREAMREC_DEAD_LETTER_TOPIC",
+            "topics.dead_letters",
             "streamrec-dead-letters",
             _text,
             "where input that cannot be applied goes, with the reason",
         ),
         Setting(
             "STREAMREC_TOPIC_PARTITIONS",
+            "topics.partitions",
             "4",
             _integer(1, 10_000),
             "partitions of the sequencing topic and the state changelog (input topics: any count)",
         ),
         Setting(
             "STREAMREC_MODEL_UPDATES_TOPIC",
+            "topics.model_updates",
             "model-updates",
             _text,
             "compacted topic on which the retrainer announces promoted models",
         ),
         Setting(
             "STREAMREC_MODEL_STORE",
+            "models.store",
             "var/models/store",
             _path,
             "directory shared by the retrainer and the streamers holding promoted artifacts",
         ),
         Setting(
             "STREAMREC_MODEL_PATH",
+            "models.fallback",
             "var/models/current",
             _path,
             "artifact served when no announced model verifies",
         ),
-        Setting("STREAMREC_DATA_DIR", "var/streamer", _path, "where the worker keeps its RocksDB state"),
-        Setting("STREAMREC_TOP_K", "20", _integer(1, 1000), "items per recommendation list"),
+        Setting(
+            "STREAMREC_DATA_DIR",
+            "worker.data_dir",
+            "var/streamer",
+            _path,
+            "where the worker keeps its RocksDB state",
+        ),
+        Setting("STREAMREC_TOP_K", "worker.top_k", "20", _integer(1, 1000), "items per recommendation list"),
         Setting(
             "STREAMREC_EXCLUDE_CURRENT_ITEM",
+            "worker.exclude_current_item",
             "false",
             _flag,
             "leave the item just interacted with out of its list",
         ),
-        Setting("STREAMREC_BATCH_MAX", "256", _integer(1, 100_000), "most events applied in one micro-batch"),
+        Setting(
+            "STREAMREC_BATCH_MAX",
+            "worker.batch_max",
+            "256",
+            _integer(1, 100_000),
+            "most events applied in one micro-batch",
+        ),
         Setting(
             "STREAMREC_BATCH_WITHIN_MS",
+            "worker.batch_within_ms",
             "5",
             _number(0.1, 60_000),
             "longest wait to fill a micro-batch before applying what has arrived",
         ),
         Setting(
             "STREAMREC_SESSION_MODE",
+            "sessions.mode",
             "session",
             _choice("session", "user"),
             "session: a new session starts from a zero state; user: the state carries over",
         ),
         Setting(
             "STREAMREC_SESSION_GAP_S",
+            "sessions.gap_s",
             "1800",
             _number(1, 365 * 86400),
             "inactivity after which the next event starts a new session (session mode)",
         ),
         Setting(
             "STREAMREC_RECENT_ITEMS",
+            "worker.recent_items",
             "200",
             _integer(1, 10_000),
             "most recent items kept per user, used to re-encode the state under new weights",
         ),
         Setting(
             "STREAMREC_RECENT_EVENT_IDS",
+            "worker.recent_event_ids",
             "32",
             _integer(1, 10_000),
             "most recent event ids kept per user: an event sent again with one of them is not applied twice",
         ),
         Setting(
             "STREAMREC_ROCKSDB_BLOCK_CACHE_MB",
+            "worker.rocksdb_block_cache_mb",
             "128",
             _integer(1, 1_000_000),
             "RocksDB read cache per state partition on this worker",
         ),
         Setting(
             "STREAMREC_ROCKSDB_WRITE_BUFFER_MB",
+            "worker.rocksdb_write_buffer_mb",
             "64",
             _integer(1, 100_000),
             "RocksDB write buffer per state partition (up to 3 are kept in memory)",
         ),
         Setting(
             "STREAMREC_MAX_FUTURE_SKEW_S",
+            "worker.max_future_skew_s",
             "3600",
             _number(0, 365 * 86400),
             "events stamped further than this in the future are dead-lettered",
         ),
         Setting(
             "STREAMREC_REPLICATION_FACTOR",
+            "topics.replication_factor",
             "1",
             _integer(1, 10),
             "replication factor of the topics the streamer creates (3 in production)",
         ),
         Setting(
             "STREAMREC_STANDBY_REPLICAS",
+            "worker.standby_replicas",
             "1",
             _integer(0, 10),
             "standby copies of each state partition kept warm on other workers",
         ),
         Setting(
             "STREAMREC_KAFKA_SESSION_TIMEOUT_S",
+            "worker.session_timeout_s",
             "60",
             _number(6, 1800),
             "a worker silent this long leaves the group and its partitions move to others",
         ),
         Setting(
             "STREAMREC_CONSUMER_INSTANCE_ID",
+            "worker.consumer_instance_id",
             "",
             _optional_text,
             "static group membership id (e.g. the pod name): a restart within the session "
@@ -217,143 +259,233 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "STREAMREC_KAFKA_SECURITY_PROTOCOL",
+            "kafka.security_protocol",
             "PLAINTEXT",
             _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
             "how clients talk to Kafka",
         ),
         Setting(
             "STREAMREC_KAFKA_SASL_MECHANISM",
+            "kafka.sasl_mechanism",
             "PLAIN",
             _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
             "SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)",
         ),
-        Setting("STREAMREC_KAFKA_SASL_USERNAME", "", _optional_text, "SASL user name"),
+        Setting("STREAMREC_KAFKA_SASL_USERNAME", "kafka.sasl_username", "", _optional_text, "SASL user name"),
         Setting(
-            "STREAMREC_KAFKA_SASL_PASSWORD", "", _optional_text, "SASL password (mount it from a Secret)"
+            "STREAMREC_KAFKA_SASL_PASSWORD",
+            "kafka.sasl_password",
+            "",
+            _optional_text,
+            "SASL password (mount it from a Secret)",
         ),
         Setting(
             "STREAMREC_KAFKA_SSL_CAFILE",
+            "kafka.ssl_cafile",
             "",
             _optional_text,
             "CA bundle to verify the brokers (with SSL or SASL_SSL; default: the system's)",
         ),
         Setting(
             "STREAMREC_KAFKA_PROBE_TIMEOUT_S",
+            "kafka.probe_timeout_s",
             "5",
             _number(0.1, 300),
             "at start, the longest wait per bootstrap server to connect, authenticate and get metadata",
         ),
         Setting(
             "STREAMREC_RETRAINER_DIR",
+            "retrainer.dir",
             "var/retrainer",
             _path,
             "retrainer: where it keeps its rolling window of recent events (RocksDB)",
         ),
         Setting(
             "STREAMREC_RETRAIN_WINDOW_EVENTS",
+            "retrainer.window_events",
             "500000",
             _integer(100, 100_000_000),
             "retrainer: most recent events kept for training",
         ),
         Setting(
             "STREAMREC_RETRAIN_EVERY_EVENTS",
+            "retrainer.every_events",
             "50000",
             _integer(0, 100_000_000),
             "retrainer: train after this many new events (0: never by count)",
         ),
         Setting(
             "STREAMREC_RETRAIN_EVERY_S",
+            "retrainer.every_s",
             "3600",
             _number(0, 30 * 86400),
             "retrainer: train after this many seconds with new events (0: never by time)",
         ),
         Setting(
-            "STREAMREC_RETRAIN_EPOCHS", "3", _integer(1, 100), "retrainer: epochs per training, warm-started"
+            "STREAMREC_RETRAIN_EPOCHS",
+            "retrainer.epochs",
+            "3",
+            _integer(1, 100),
+            "retrainer: epochs per training, warm-started",
         ),
         Setting(
             "STREAMREC_RETRAIN_HOLDOUT",
+            "retrainer.holdout",
             "0.1",
             _number(0.01, 0.5),
             "retrainer: share of the most recent sessions held out to compare candidate and current",
         ),
         Setting(
             "STREAMREC_RETRAIN_MARGIN",
+            "retrainer.margin",
             "0.005",
             _number(0, 1),
             "retrainer: promote unless the candidate's recall@20 is worse than the current's by more",
         ),
         Setting(
             "STREAMREC_RETRAINER_METRICS_PORT",
+            "retrainer.metrics_port",
             "6067",
             _integer(1, 65535),
             "retrainer: HTTP port of its Prometheus /metrics",
         ),
         Setting(
             "STREAMREC_SHUTDOWN_TIMEOUT_S",
+            "worker.shutdown_timeout_s",
             "30",
             _number(1, 3600),
             "after SIGTERM the worker flushes, commits and closes within this, else exits non-zero",
         ),
         Setting(
             "STREAMREC_BROKER_GRACE_S",
+            "worker.broker_grace_s",
             "10",
             _number(1, 3600),
             "/readyz answers 503 once Kafka has not answered the worker for this long",
         ),
-        Setting("STREAMREC_WEB_PORT", "6066", _integer(1, 65535), "HTTP port for health and metrics"),
-        Setting("STREAMREC_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "log level"),
-        Setting("STREAMREC_LOG_FORMAT", "text", _choice("text", "json"), "text, or one JSON object per line"),
+        Setting(
+            "STREAMREC_WEB_PORT",
+            "worker.web_port",
+            "6066",
+            _integer(1, 65535),
+            "HTTP port for health and metrics",
+        ),
+        Setting(
+            "STREAMREC_LOG_LEVEL",
+            "log.level",
+            "info",
+            _choice("debug", "info", "warning", "error"),
+            "log level",
+        ),
+        Setting(
+            "STREAMREC_LOG_FORMAT",
+            "log.format",
+            "text",
+            _choice("text", "json"),
+            "text, or one JSON object per line",
+        ),
     ]
 }
 
 
 @dataclass(frozen=True)
-class Settings:
-    kafka_bootstrap_servers: str
+class KafkaSettings:
+    """How every client reaches and authenticates to Kafka (both services)."""
+
+    bootstrap_servers: str
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str | None
+    sasl_password: str | None
+    ssl_cafile: str | None
+    probe_timeout_s: float
+
+
+@dataclass(frozen=True)
+class TopicsSettings:
+    """The topics both services read or write, and how the streamer creates them."""
+
+    click: str
+    buy: str
+    recommendations: str
+    dead_letters: str
+    partitions: int
+    model_updates: str
+    replication_factor: int
+
+
+@dataclass(frozen=True)
+class ModelsSettings:
+    """Where promoted model artifacts live (written by the retrainer, read by workers)."""
+
+    store: Path
+    fallback: Path
+
+
+@dataclass(frozen=True)
+class SessionsSettings:
+    """What a session is, for serving and for training alike."""
+
+    mode: str
+    gap_s: float
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The streamer worker."""
+
     app_id: str
-    click_topic: str
-    buy_topic: str
-    recommendations_topic: str
-    dead_letter_topic: str
-    topic_partitions: int
-    model_updates_topic: str
-    model_store: Path
-    model_path: Path
     data_dir: Path
     top_k: int
     exclude_current_item: bool
     batch_max: int
     batch_within_ms: float
-    session_mode: str
-    session_gap_s: float
     recent_items: int
     recent_event_ids: int
     rocksdb_block_cache_mb: int
     rocksdb_write_buffer_mb: int
     max_future_skew_s: float
-    replication_factor: int
     standby_replicas: int
-    kafka_session_timeout_s: float
+    session_timeout_s: float
     consumer_instance_id: str | None
-    kafka_security_protocol: str
-    kafka_sasl_mechanism: str
-    kafka_sasl_username: str | None
-    kafka_sasl_password: str | None
-    kafka_ssl_cafile: str | None
-    kafka_probe_timeout_s: float
-    retrainer_dir: Path
-    retrain_window_events: int
-    retrain_every_events: int
-    retrain_every_s: float
-    retrain_epochs: int
-    retrain_holdout: float
-    retrain_margin: float
-    retrainer_metrics_port: int
     shutdown_timeout_s: float
     broker_grace_s: float
     web_port: int
-    log_level: str
-    log_format: str
+
+
+@dataclass(frozen=True)
+class RetrainerSettings:
+    """The retrainer service."""
+
+    dir: Path
+    window_events: int
+    every_events: int
+    every_s: float
+    epochs: int
+    holdout: float
+    margin: float
+    metrics_port: int
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Logging of both services."""
+
+    level: str
+    format: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, grouped by who uses it; built by :meth:`from_env`, one group per keyword."""
+
+    kafka: KafkaSettings
+    topics: TopicsSettings
+    models: ModelsSettings
+    sessions: SessionsSettings
+    worker: WorkerSettings
+    retrainer: RetrainerSettings
+    log: LogSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str | None) -> "Settings":
@@ -361,34 +493,45 @@ class Settings:
         ``overrides`` (variable name -> value; None leaves the variable alone); raise ConfigError."""
         env = dict(os.environ if env is None else env)
         env.update({k: v for k, v in overrides.items() if v is not None})
-        values = []
+        groups: dict[str, dict[str, Any]] = {name: {} for name in _GROUPS}
         for setting in SETTINGS.values():
-            raw = env.get(setting.env, setting.default)
-            values.append(setting.parse(setting.env, raw))
-        settings = cls(*values)
+            group, name = setting.field.split(".")
+            groups[group][name] = setting.parse(setting.env, env.get(setting.env, setting.default))
+        settings = cls(**{group: _GROUPS[group](**values) for group, values in groups.items()})
         settings.check_security()
         return settings
 
     def check_security(self) -> None:
-        if self.kafka_security_protocol.startswith("SASL_") and not (
-            self.kafka_sasl_username and self.kafka_sasl_password
-        ):
+        kafka = self.kafka
+        if kafka.security_protocol.startswith("SASL_") and not (kafka.sasl_username and kafka.sasl_password):
             raise ConfigError(
                 "STREAMREC_KAFKA_SASL_USERNAME and STREAMREC_KAFKA_SASL_PASSWORD are required when "
-                f"STREAMREC_KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}"
+                f"STREAMREC_KAFKA_SECURITY_PROTOCOL is {kafka.security_protocol}"
             )
-        if self.kafka_ssl_cafile and not Path(self.kafka_ssl_cafile).is_file():
-            raise ConfigError(f"STREAMREC_KAFKA_SSL_CAFILE: no file at {self.kafka_ssl_cafile}")
+        if kafka.ssl_cafile and not Path(kafka.ssl_cafile).is_file():
+            raise ConfigError(f"STREAMREC_KAFKA_SSL_CAFILE: no file at {kafka.ssl_cafile}")
 
     def io_topics(self) -> list[str]:
         """The topics the streamer reads and writes (the state changelog is Faust's own)."""
-        return [self.click_topic, self.buy_topic, self.recommendations_topic, self.dead_letter_topic]
+        topics = self.topics
+        return [topics.click, topics.buy, topics.recommendations, topics.dead_letters]
 
     @property
     def sequenced_topic(self) -> str:
         """Where the worker puts every valid input event on its user's partition (internal)."""
-        return f"{self.app_id}-sequenced"
+        return f"{self.worker.app_id}-sequenced"
 
     def topic_kinds(self) -> dict[str, str]:
         """Input topic name -> the event kind it carries ("click" or "buy")."""
-        return {self.click_topic: "click", self.buy_topic: "buy"}
+        return {self.topics.click: "click", self.topics.buy: "buy"}
+
+
+_GROUPS: dict[str, type] = {
+    "kafka": KafkaSettings,
+    "topics": TopicsSettings,
+    "models": ModelsSettings,
+    "sessions": SessionsSettings,
+    "worker": WorkerSettings,
+    "retrainer": RetrainerSettings,
+    "log": LogSettings,
+}

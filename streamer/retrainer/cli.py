@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"streamrec retrainer: configuration error: {exc}", file=sys.stderr)
         return 2
     require_kafka(settings, "streamrec retrainer")
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log.format, settings.log.level)
     from streamer.retrainer.service import run as run_service
 
     asyncio.run(run_service(settings))

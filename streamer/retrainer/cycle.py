@@ -48,14 +48,14 @@ def training_config(current: ModelArtifact | None, epochs: int) -> TrainConfig:
 
 def run_cycle(events: list[Event], current: ModelArtifact | None, settings: Settings) -> Candidate:
     started = time.monotonic()
-    sessions = session_rows(events, settings.session_mode, settings.session_gap_s)
-    train_log, holdout_log = split_recent(sessions, settings.retrain_holdout)
+    sessions = session_rows(events, settings.sessions.mode, settings.sessions.gap_s)
+    train_log, holdout_log = split_recent(sessions, settings.retrainer.holdout)
     initial = (current.model, current.item_ids) if current is not None else None
-    config = training_config(current, settings.retrain_epochs)
+    config = training_config(current, settings.retrainer.epochs)
     result = train_model(train_log, config, initial=initial, progress=False)
     candidate_metrics = evaluate_model(result.model, result.item_ids, holdout_log)
     current_metrics = evaluate_model(current.model, current.item_ids, holdout_log) if current else None
-    promote, reason = judge(candidate_metrics, current_metrics, settings.retrain_margin)
+    promote, reason = judge(candidate_metrics, current_metrics, settings.retrainer.margin)
     decision = Decision(
         promote=promote,
         reason=reason,

@@ -38,15 +38,15 @@ WINDOW_SIZE = Gauge("streamrec_retrainer_window_events", "Events in the window",
 class Retrainer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.window = EventWindow(settings.retrainer_dir, settings.retrain_window_events)
+        self.window = EventWindow(settings.retrainer.dir, settings.retrainer.window_events)
         self.current = serving_model(settings, lambda refusal: None)
         self.last_cycle = time.monotonic()
         self.kinds = settings.topic_kinds()
 
     def due(self) -> bool:
         new = self.window.events_since_training()
-        by_count = 0 < self.settings.retrain_every_events <= new
-        by_time = 0 < self.settings.retrain_every_s <= time.monotonic() - self.last_cycle
+        by_count = 0 < self.settings.retrainer.every_events <= new
+        by_time = 0 < self.settings.retrainer.every_s <= time.monotonic() - self.last_cycle
         return new > 0 and (by_count or by_time)
 
     def ingest(self, records: dict) -> None:
@@ -104,7 +104,7 @@ async def run(settings: Settings) -> None:
     ensure_topics(settings)
     ensure_model_updates_topic(settings)
     retrainer = Retrainer(settings)
-    start_http_server(settings.retrainer_metrics_port, registry=REGISTRY)
+    start_http_server(settings.retrainer.metrics_port, registry=REGISTRY)
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_config(settings))
     await consumer.start()
     stopping = asyncio.Event()

@@ -166,7 +166,7 @@ def print_recommendations(
     from streamer.common.kafka_config import kafka_python_config
 
     consumer = KafkaConsumer(
-        settings.recommendations_topic,
+        settings.topics.recommendations,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=1000,

@@ -146,7 +146,7 @@ def replay(
             if deliveries.failures or deliveries.stalled(timeout_s):
                 break
             future = producer.send(
-                topic_for(event, settings.click_topic, settings.buy_topic),
+                topic_for(event, settings.topics.click, settings.topics.buy),
                 key=event.user_id.encode(),
                 value=event.to_bytes(),
             )
@@ -301,5 +301,5 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INCOMPLETE
-    print(f"replayed {sent} events from {args.data} to {settings.kafka_bootstrap_servers}")
+    print(f"replayed {sent} events from {args.data} to {settings.kafka.bootstrap_servers}")
     return 0

@@ -82,7 +82,7 @@ def consume_lists(settings: Settings, expected: int, idle_timeout_s: float) -> l
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
-        settings.recommendations_topic,
+        settings.topics.recommendations,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=1000,

@@ -50,7 +50,9 @@ def register_agents(worker: Worker) -> None:
 
     @app.agent(worker.topics.sequenced, name="apply_events")
     async def apply_events(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_ms / 1000):
+        async for batch in stream.take_events(
+            settings.worker.batch_max, within=settings.worker.batch_within_ms / 1000
+        ):
             await run_guarded(app, guard, batch, worker.batches.process)
 
 

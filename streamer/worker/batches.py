@@ -33,7 +33,7 @@ class BatchProcessor:
         self.states = states
         self.models = models
         self.outbox = outbox
-        self._partitions = settings.topic_partitions
+        self._partitions = settings.topics.partitions
         self._topic_kinds = settings.topic_kinds()
 
     async def process(self, records: list[InputRecord]) -> BatchResult:

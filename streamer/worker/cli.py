@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from streamer.worker.assembly import worker_from_env
 
     worker = worker_from_env()
-    level = args.loglevel or worker.settings.log_level
+    level = args.loglevel or worker.settings.log.level
     # Faust's worker command spells the levels its own way.
     sys.argv = ["streamrec worker", "worker", "--loglevel", FAUST_LOG_LEVELS.get(level, level)]
     worker.app.main()

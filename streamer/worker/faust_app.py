@@ -60,18 +60,18 @@ def _exit_after_timeout(timeout_s: float) -> None:
 
 
 def create_app(settings: Settings) -> StreamrecApp:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    settings.worker.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = StreamrecApp(
-        settings.app_id,
-        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        settings.worker.app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
         store="rocksdb://",
-        datadir=str(settings.data_dir),
+        datadir=str(settings.worker.data_dir),
         broker_credentials=faust_credentials(settings),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.replication_factor,
-        table_standby_replicas=settings.standby_replicas,
-        consumer_group_instance_id=settings.consumer_instance_id,
-        broker_session_timeout=settings.kafka_session_timeout_s,
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        table_standby_replicas=settings.worker.standby_replicas,
+        consumer_group_instance_id=settings.worker.consumer_instance_id,
+        broker_session_timeout=settings.worker.session_timeout_s,
         key_serializer="raw",
         value_serializer="raw",
         # A micro-batch sends its lists and changelog records as one record batch per partition
@@ -79,11 +79,11 @@ def create_app(settings: Settings) -> StreamrecApp:
         producer_max_batch_size=256 << 10,
         # A new deployment starts from the oldest retained event rather than skipping the backlog.
         consumer_auto_offset_reset="earliest",
-        web_port=settings.web_port,
+        web_port=settings.worker.web_port,
         web_in_thread=False,
-        logging_config=logging_config(settings.log_format, settings.log_level),
+        logging_config=logging_config(settings.log.format, settings.log.level),
     )
-    app.shutdown_timeout_s = settings.shutdown_timeout_s
+    app.shutdown_timeout_s = settings.worker.shutdown_timeout_s
     app.offset_guard = OffsetGuard()
     app.streamrec_settings = settings
     return app

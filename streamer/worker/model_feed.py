@@ -90,12 +90,12 @@ class ModelFeed:
         if sound is not None:
             self._stage(*sound)
             return
-        log.info("no announced model verifies; serving %s", self.settings.model_path)
-        self.holder.stage(load_artifact(self.settings.model_path), self.settings.model_path)
+        log.info("no announced model verifies; serving %s", self.settings.models.fallback)
+        self.holder.stage(load_artifact(self.settings.models.fallback), self.settings.models.fallback)
 
     async def follow(self) -> None:
         """Stage every sound model announced after start, for as long as the worker runs."""
-        tp = TopicPartition(self.settings.model_updates_topic, 0)
+        tp = TopicPartition(self.settings.topics.model_updates, 0)
         consumer = await self._started_consumer()
         try:
             consumer.assign([tp])

@@ -17,10 +17,10 @@ class ServingPolicy:
 
 def serving_policy(settings: Settings) -> ServingPolicy:
     return ServingPolicy(
-        top_k=settings.top_k,
-        exclude_current_item=settings.exclude_current_item,
-        session_mode=settings.session_mode,
-        session_gap_s=settings.session_gap_s,
-        recent_items=settings.recent_items,
-        recent_event_ids=settings.recent_event_ids,
+        top_k=settings.worker.top_k,
+        exclude_current_item=settings.worker.exclude_current_item,
+        session_mode=settings.sessions.mode,
+        session_gap_s=settings.sessions.gap_s,
+        recent_items=settings.worker.recent_items,
+        recent_event_ids=settings.worker.recent_event_ids,
     )

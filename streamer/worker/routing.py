@@ -83,9 +83,9 @@ class Router:
         routed = route(
             records,
             settings.topic_kinds(),
-            settings.topic_partitions,
+            settings.topics.partitions,
             time.time(),
-            settings.max_future_skew_s,
+            settings.worker.max_future_skew_s,
         )
         producer = await kafka_producer(self.app)
         sent = await send_records(producer, settings.sequenced_topic, routed.forwards)

@@ -25,13 +25,13 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=settings.topic_partitions,
+            partitions=settings.topics.partitions,
             internal=internal,
         )
 
     return Topics(
-        events=raw_topic(settings.click_topic, settings.buy_topic, internal=True),
+        events=raw_topic(settings.topics.click, settings.topics.buy, internal=True),
         sequenced=raw_topic(settings.sequenced_topic, internal=True),
-        recommendations=raw_topic(settings.recommendations_topic, internal=True),
-        dead_letters=raw_topic(settings.dead_letter_topic, internal=True),
+        recommendations=raw_topic(settings.topics.recommendations, internal=True),
+        dead_letters=raw_topic(settings.topics.dead_letters, internal=True),
     )

@@ -10,7 +10,7 @@ from streamer.worker.parts import Worker
 
 def register_pages(worker: Worker) -> None:
     app, settings = worker.app, worker.settings
-    broker = BrokerWatch(settings.broker_grace_s)
+    broker = BrokerWatch(settings.worker.broker_grace_s)
 
     @app.task
     async def watch_broker() -> None:

@@ -125,7 +125,7 @@ def clean_run(
     kinds, now = settings.topic_kinds(), time.time()
     letters: dict[Position, str] = {}
     for record in inputs:  # the router's verdicts
-        outcome = parse_record(record, kinds[record.topic], now, settings.max_future_skew_s)
+        outcome = parse_record(record, kinds[record.topic], now, settings.worker.max_future_skew_s)
         if isinstance(outcome, DeadLetter):
             letters[(record.topic, record.partition, record.offset)] = outcome.reason
     recommender = Recommender(artifact, serving_policy(settings))
@@ -133,7 +133,7 @@ def clean_run(
     states: dict[str, UserState] = {}
     repeats = 0
     for record in sequenced:
-        outcome = unframe(record, settings.topic_partitions, kinds, now)
+        outcome = unframe(record, settings.topics.partitions, kinds, now)
         if isinstance(outcome, DeadLetter):
             letters[(outcome.source.topic, outcome.source.partition, outcome.source.offset)] = outcome.reason
             continue

@@ -56,8 +56,8 @@ class Drill:
                 worker.wait_ready()
             workload = Workload(
                 broker.bootstrap_servers,
-                {"click": settings.click_topic, "buy": settings.buy_topic},
-                {settings.click_topic: CLICK_PARTITIONS, settings.buy_topic: STATE_PARTITIONS},
+                {"click": settings.topics.click, "buy": settings.topics.buy},
+                {settings.topics.click: CLICK_PARTITIONS, settings.topics.buy: STATE_PARTITIONS},
                 load_artifact(model).item_ids,
                 self.rate,
             )
@@ -71,15 +71,15 @@ class Drill:
             for worker in workers:
                 if worker.stop() != 0:
                     self.log(f"{worker.log_path.name} did not stop cleanly")
-            bootstrap = settings.kafka_bootstrap_servers
+            bootstrap = settings.kafka.bootstrap_servers
             return audit(
                 settings,
                 load_artifact(model),
                 inputs,
                 read_topic(bootstrap, settings.sequenced_topic),
-                [r.value for r in read_topic(bootstrap, settings.recommendations_topic)],
-                [r.value for r in read_topic(bootstrap, settings.dead_letter_topic)],
-                latest_per_key(read_topic(bootstrap, f"{settings.app_id}-user-state-changelog")),
+                [r.value for r in read_topic(bootstrap, settings.topics.recommendations)],
+                [r.value for r in read_topic(bootstrap, settings.topics.dead_letters)],
+                latest_per_key(read_topic(bootstrap, f"{settings.worker.app_id}-user-state-changelog")),
             )
 
     def _chaos(self, broker: LocalBroker, workers: list[WorkerProcess]) -> None:
@@ -106,10 +106,10 @@ class Drill:
 
     def _wait_for_outcomes(self, settings: Settings, workers: list[WorkerProcess]) -> list[InputRecord]:
         """The input records, once every one has a list or a dead letter (or after 5 minutes)."""
-        bootstrap = settings.kafka_bootstrap_servers
-        inputs = read_topic(bootstrap, settings.click_topic) + read_topic(bootstrap, settings.buy_topic)
+        bootstrap = settings.kafka.bootstrap_servers
+        inputs = read_topic(bootstrap, settings.topics.click) + read_topic(bootstrap, settings.topics.buy)
         wanted = {(r.topic, r.partition, r.offset) for r in inputs}
-        outcomes = OutcomeSources(bootstrap, [settings.recommendations_topic, settings.dead_letter_topic])
+        outcomes = OutcomeSources(bootstrap, [settings.topics.recommendations, settings.topics.dead_letters])
         deadline = time.monotonic() + 300
         next_report = time.monotonic() + 10
         try:
@@ -151,8 +151,8 @@ class Drill:
     def _create_topics(self, settings: Settings) -> None:
         from kafka.admin import NewTopic
 
-        counts = {settings.click_topic: CLICK_PARTITIONS, settings.buy_topic: STATE_PARTITIONS}
-        for name in (settings.recommendations_topic, settings.dead_letter_topic):
+        counts = {settings.topics.click: CLICK_PARTITIONS, settings.topics.buy: STATE_PARTITIONS}
+        for name in (settings.topics.recommendations, settings.topics.dead_letters):
             counts[name] = STATE_PARTITIONS
         create_missing_topics(settings, [NewTopic(name, n, 1) for name, n in counts.items()])
 

@@ -254,7 +254,7 @@ def test_static_membership_id_is_the_pod_name(objects, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # Faust reads its own variables from the process environment
     settings = Settings.from_env()
-    assert settings.consumer_instance_id == STREAMER_POD
+    assert settings.worker.consumer_instance_id == STREAMER_POD
     conf = create_app(settings).conf
     assert conf.consumer_group_instance_id == STREAMER_POD
     # A restarted pod rejoins as the same member only within the session timeout.

@@ -171,7 +171,7 @@ def test_a_restarted_worker_serves_the_newest_announced_model_that_verifies(kafk
     record remains."""
     setup = streamer_setup
     settings = Settings.from_env(setup.env())
-    store = settings.model_store
+    store = settings.models.store
     quickly_compacted_updates_topic(settings)
     first = setup.worker().start()
     try:
@@ -190,7 +190,7 @@ def test_a_restarted_worker_serves_the_newest_announced_model_that_verifies(kafk
     finally:
         assert first.stop() == 0, first.log_tail()
     wait_for(
-        lambda: compacted(kafka_bootstrap, settings.model_updates_topic, refused),
+        lambda: compacted(kafka_bootstrap, settings.topics.model_updates, refused),
         timeout_s=90,
         what="compaction to drop the good model's current announcement",
     )
@@ -212,7 +212,7 @@ def quickly_compacted_updates_topic(settings: Settings) -> None:
     """The model-updates topic, with segments that roll after 100 ms, so the broker's log cleaner
     (every 15 s by default) compacts announcements during the test rather than days later."""
     config = {"cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.01"}
-    create_missing_topics(settings, [NewTopic(settings.model_updates_topic, 1, 1, topic_configs=config)])
+    create_missing_topics(settings, [NewTopic(settings.topics.model_updates, 1, 1, topic_configs=config)])
 
 
 def compacted(bootstrap: str, topic: str, newest: ModelAnnouncement) -> bool:

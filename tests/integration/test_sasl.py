@@ -124,7 +124,7 @@ def test_the_streamer_and_the_retrainer_work_over_sasl(sasl_setup):
         worker.wait_ready()
         producer = KafkaProducer(acks="all", **kafka_python_config(settings))
         for event in events:
-            producer.send(settings.click_topic, key=event.user_id.encode(), value=event.to_bytes())
+            producer.send(settings.topics.click, key=event.user_id.encode(), value=event.to_bytes())
         producer.flush()
         producer.close()
         lists = read_lists(settings, len(events))
@@ -137,7 +137,7 @@ def test_the_streamer_and_the_retrainer_work_over_sasl(sasl_setup):
 
 def read_lists(settings: Settings, count: int, timeout_s: float = 60.0) -> list[Recommendation]:
     consumer = KafkaConsumer(
-        settings.recommendations_topic,
+        settings.topics.recommendations,
         auto_offset_reset="earliest",
         consumer_timeout_ms=1000,
         **kafka_python_config(settings),

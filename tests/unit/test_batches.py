@@ -21,7 +21,7 @@ from streamer.worker.store.memory import MemoryStateStore
 from tests.support.artifacts import make_artifact
 
 SETTINGS = Settings.from_env({"STREAMREC_TOPIC_PARTITIONS": "3"})
-PARTITIONS = SETTINGS.topic_partitions
+PARTITIONS = SETTINGS.topics.partitions
 
 
 class RecordingOutbox:
@@ -53,7 +53,7 @@ class Sequenced:
                 "event_time": 1_700_000_000 + self.offset,
             }
         ).encode()
-        origin = InputRecord(SETTINGS.click_topic, 0, self.offset, user.encode(), value)
+        origin = InputRecord(SETTINGS.topics.click, 0, self.offset, user.encode(), value)
         return InputRecord(
             SETTINGS.sequenced_topic,
             user_partition(user, PARTITIONS),

@@ -50,12 +50,21 @@ def test_unreadable_state_bytes_are_refused(data):
         UserState.from_bytes(data)
 
 
-def test_defaults_are_valid_and_every_setting_has_a_field():
+def test_defaults_are_valid_and_every_setting_has_exactly_one_field_in_its_group():
     settings = Settings.from_env({})
-    assert settings.top_k == 20 and settings.session_mode == "session"
-    assert [f.name for f in fields(Settings)] == [
-        s.env.removeprefix("STREAMREC_").lower() for s in SETTINGS.values()
-    ]
+    assert settings.worker.top_k == 20 and settings.sessions.mode == "session"
+    group_fields = sorted(
+        f"{group.name}.{field.name}" for group in fields(Settings) for field in fields(group.type)
+    )
+    assert group_fields == sorted(s.field for s in SETTINGS.values())
+
+
+def test_settings_are_read_into_their_service_groups():
+    settings = Settings.from_env(
+        {"STREAMREC_RETRAIN_EPOCHS": "7", "STREAMREC_KAFKA_SASL_USERNAME": "u", "STREAMREC_BATCH_MAX": "9"}
+    )
+    assert settings.retrainer.epochs == 7 and settings.kafka.sasl_username == "u"
+    assert settings.worker.batch_max == 9
 
 
 @pytest.mark.parametrize(

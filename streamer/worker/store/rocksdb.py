@@ -34,11 +34,11 @@ class RocksDBStateStore:
             "user-state",
             key_type=bytes,
             value_type=bytes,
-            partitions=settings.topic_partitions,
+            partitions=settings.topics.partitions,
             options={
                 "driver": "rocksdict",
-                "block_cache_size": settings.rocksdb_block_cache_mb << 20,
-                "write_buffer_size": settings.rocksdb_write_buffer_mb << 20,
+                "block_cache_size": settings.worker.rocksdb_block_cache_mb << 20,
+                "write_buffer_size": settings.worker.rocksdb_write_buffer_mb << 20,
             },
             help="GRU hidden state, recent items and applied offsets per user",
         )
