@@ -23,7 +23,7 @@ from schemas.recommendations import Recommendation
 from streamer.common.settings import Settings
 from streamer.tools.worker_process import WorkerProcess
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "rsc15-100k"
 PARTITIONS = 4
 
