@@ -5,7 +5,6 @@ that the committed files are what the Structs generate.
 Regenerate them after changing a message: ``python -m schemas.json_schemas``.
 """
 
-import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -29,7 +28,8 @@ PUBLISHED: dict[str, tuple[type[msgspec.Struct], str]] = {
 @cache
 def load_schema(name: str) -> dict:
     """The committed schema ``name``: ``event``, ``recommendation``, ``dead-letter`` or ``model-update``."""
-    return json.loads(resources.files("schemas").joinpath("json", f"{name}.schema.json").read_text())
+    committed = resources.files("schemas").joinpath("json", f"{name}.schema.json")
+    return msgspec.json.decode(committed.read_bytes())
 
 
 def generated_schema(name: str) -> dict:
@@ -44,7 +44,7 @@ def generated_schema(name: str) -> dict:
 
 def schema_text(name: str) -> str:
     """The text of the file for schema ``name``, as committed."""
-    return json.dumps(generated_schema(name), indent=2, ensure_ascii=False) + "\n"
+    return msgspec.json.format(msgspec.json.encode(generated_schema(name)), indent=2).decode() + "\n"
 
 
 def write_schemas(folder: Path) -> None:
