@@ -2,10 +2,9 @@
 
 Wire format (JSON object)::
 
-    {"reason": "malformed_json", "detail": "Expecting value: line 1 column 1 (char 0)",
+    {"reason": "malformed_json", "detail": "JSON is malformed: invalid character (byte 0)",
      "source": {"topic": "click", "partition": 0, "offset": 17},
-     "original_b64": "bm90IGpzb24=", "original_key_b64": "dS00Mg==",
-     "received_at": 1763797080.123}
+     "original_b64": "bm90IGpzb24=", "received_at": 1763797080.123, "original_key_b64": "dS00Mg=="}
 
 Reasons: ``oversized``, ``malformed_json``, ``missing_field``, ``wrong_type``,
 ``unknown_event_type``, ``absurd_timestamp``, ``unknown_item``, ``unprocessable`` (anything else
@@ -18,12 +17,14 @@ prefix, with ``original_truncated``, ``original_size`` and ``original_sha256`` o
 with a null value has ``"original_null": true`` and an empty ``original_b64``.
 """
 
-import base64
 import hashlib
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from schemas._json import decode_object, encode, optional_str, required_number, required_str
-from schemas.errors import InvalidMessage
+import msgspec
+from msgspec import Meta
+
+from schemas.codec import decode, encode
+from schemas.fields import NonNegative, Sha256
 from schemas.recommendations import SourcePosition
 
 # With base64 (4/3) and the fields around them, well under the 1 MiB that producers and brokers
@@ -33,9 +34,42 @@ MAX_ORIGINAL_KEY_BYTES = 16 << 10
 MAX_DETAIL_CHARS = 1000
 MAX_DEAD_LETTER_BYTES = 1 << 20
 
+DeadLetterReason = Literal[
+    "oversized",
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "unknown_event_type",
+    "absurd_timestamp",
+    "unknown_item",
+    "unprocessable",
+]
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
+
+class DeadLetterMessage(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """Input the streamer could not apply, with the reason and the original bytes (base64). An
+    original over 256 KiB (a key over 16 KiB) is kept as its prefix with its full size and
+    SHA-256."""
+
+    reason: DeadLetterReason
+    detail: Annotated[str, Meta(min_length=1, max_length=4096)]
+    source: SourcePosition
+    original_b64: bytes
+    original_truncated: bool = False
+    original_size: Annotated[NonNegative, Meta(description="size of the whole original value")] | None = None
+    original_sha256: Sha256 | None = None
+    received_at: float
+    original_null: Annotated[bool, Meta(description="the record had a null value")] = False
+    original_key_b64: bytes | None = None
+    original_key_truncated: bool = False
+    original_key_size: NonNegative | None = None
+    original_key_sha256: Sha256 | None = None
+
+
+_DECODER = msgspec.json.Decoder(DeadLetterMessage)
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
     reason: str
     detail: str
     source: SourcePosition
@@ -54,48 +88,40 @@ class DeadLetter:
             if len(self.detail) <= MAX_DETAIL_CHARS
             else self.detail[: MAX_DETAIL_CHARS - 3] + "..."
         )
-        obj = {
-            "reason": self.reason,
-            "detail": detail.encode(errors="replace").decode(),
-            "source": self.source.to_dict(),
-            **_bounded("original", self.original or b"", MAX_ORIGINAL_BYTES),
-            "received_at": self.received_at,
-        }
-        if self.original is None:
-            obj["original_null"] = True
-        if self.original_key is not None:
-            obj |= _bounded("original_key", self.original_key, MAX_ORIGINAL_KEY_BYTES)
-        return encode(obj)
+        original, key = self.original or b"", self.original_key
+        message = DeadLetterMessage(
+            reason=self.reason,
+            # A lone surrogate (from the input) cannot be written as UTF-8.
+            detail=detail.encode(errors="replace").decode(),
+            source=self.source,
+            original_b64=original[:MAX_ORIGINAL_BYTES],
+            **_whole_if_cut("original", original, MAX_ORIGINAL_BYTES),
+            received_at=self.received_at,
+            original_null=self.original is None,
+            original_key_b64=None if key is None else key[:MAX_ORIGINAL_KEY_BYTES],
+            **_whole_if_cut("original_key", key or b"", MAX_ORIGINAL_KEY_BYTES),
+        )
+        return encode(message)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "DeadLetter":
         """The letter as written (a truncated original stays truncated: see ``original_size``)."""
-        obj = decode_object(data, MAX_DEAD_LETTER_BYTES)
-        key = optional_str(obj, "original_key_b64", max_len=1 << 20)
-        original = base64.b64decode(_base64_field(obj, "original_b64"))
+        message = decode(data, _DECODER, MAX_DEAD_LETTER_BYTES)
         return cls(
-            reason=required_str(obj, "reason"),
-            detail=required_str(obj, "detail", max_len=4096),
-            source=SourcePosition.from_dict(obj.get("source")),
-            original=None if obj.get("original_null") is True else original,
-            original_key=None if key is None else base64.b64decode(key),
-            received_at=required_number(obj, "received_at"),
+            reason=message.reason,
+            detail=message.detail,
+            source=message.source,
+            original=None if message.original_null else message.original_b64,
+            original_key=message.original_key_b64,
+            received_at=message.received_at,
         )
 
 
-def _base64_field(obj: dict, field: str) -> str:
-    value = obj.get(field)
-    if not isinstance(value, str):  # may be empty: a record with an empty or null value
-        raise InvalidMessage("missing_field", f"'{field}' must be a base64 string")
-    return value
-
-
-def _bounded(name: str, data: bytes, limit: int) -> dict:
-    """``{name}_b64`` of ``data``, or of its first ``limit`` bytes with the whole one's size and hash."""
+def _whole_if_cut(name: str, data: bytes, limit: int) -> dict:
+    """The ``{name}_truncated``, ``_size`` and ``_sha256`` fields of ``data`` if it is over ``limit``."""
     if len(data) <= limit:
-        return {f"{name}_b64": base64.b64encode(data).decode()}
+        return {}
     return {
-        f"{name}_b64": base64.b64encode(data[:limit]).decode(),
         f"{name}_truncated": True,
         f"{name}_size": len(data),
         f"{name}_sha256": hashlib.sha256(data).hexdigest(),

@@ -16,48 +16,39 @@ Wire format (JSON object)::
 an absolute path is used as given.
 """
 
-from dataclasses import dataclass, field
+from typing import Annotated
 
-from schemas._json import decode_object, encode, required_number, required_str
-from schemas.errors import InvalidMessage
+import msgspec
+from msgspec import Meta
+
+from schemas.codec import decode, encode
+from schemas.fields import Name, Sha256
 
 ANNOUNCEMENT_KEY = b"current"
 HISTORY_KEY_PREFIX = b"version/"
 MAX_ANNOUNCEMENT_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ModelAnnouncement:
-    version: str
-    path: str
-    checksum: str
+class ModelAnnouncement(msgspec.Struct, frozen=True):
+    """Published on the compacted model-updates topic under the key 'current' when a model is
+    promoted, and again under 'version/<version>' so compaction keeps each promoted model's
+    announcement. path is relative to the shared model store."""
+
+    version: Name
+    path: Annotated[str, Meta(min_length=1, max_length=4096)]
+    checksum: Annotated[Sha256, Meta(description="SHA-256 of the weights file")]
     created_at: float
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = {}
 
     def to_bytes(self) -> bytes:
-        return encode(
-            {
-                "version": self.version,
-                "path": self.path,
-                "checksum": self.checksum,
-                "created_at": self.created_at,
-                "metrics": self.metrics,
-            }
-        )
+        return encode(self)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "ModelAnnouncement":
-        obj = decode_object(data, MAX_ANNOUNCEMENT_BYTES)
-        metrics = obj.get("metrics", {})
-        if not isinstance(metrics, dict) or not all(isinstance(v, int | float) for v in metrics.values()):
-            raise InvalidMessage("wrong_type", "'metrics' must be an object of numbers")
-        return cls(
-            version=required_str(obj, "version"),
-            path=required_str(obj, "path", max_len=4096),
-            checksum=required_str(obj, "checksum"),
-            created_at=required_number(obj, "created_at"),
-            metrics={k: float(v) for k, v in metrics.items()},
-        )
+        return decode(data, _DECODER, MAX_ANNOUNCEMENT_BYTES)
+
+
+_DECODER = msgspec.json.Decoder(ModelAnnouncement)
 
 
 def history_key(version: str) -> bytes:

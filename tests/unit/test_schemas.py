@@ -19,7 +19,7 @@ BAD_EVENTS = [
     (b"\xff\xfe", "click", "malformed_json"),
     (json.dumps({**GOOD, "event_id": None}).encode(), "click", "missing_field"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "user_id"}).encode(), "click", "missing_field"),
-    (json.dumps({**GOOD, "item_id": 17}).encode(), "click", "wrong_type"),
+    (json.dumps({**GOOD, "item_id": 17.5}).encode(), "click", "wrong_type"),  # integer ids are accepted
     (json.dumps({**GOOD, "user_id": ""}).encode(), "click", "wrong_type"),
     (json.dumps({**GOOD, "event_time": "yesterday"}).encode(), "click", "wrong_type"),
     (json.dumps({**GOOD, "event_time": True}).encode(), "click", "wrong_type"),
