@@ -1,18 +1,21 @@
-"""One user's state as the streamer keeps it in the table, and its compact byte encoding.
-
-Layout: ``b"S1"`` | u32 length of a JSON header | JSON header | float32 hidden state (C order).
-The header holds the small fields; the hidden state stays raw bytes so it round-trips exactly.
+"""One user's state as the streamer keeps it in the table. Its bytes are
+:mod:`schemas.user_states` (a version byte, then MessagePack, the hidden state as raw float32 so it
+round-trips exactly); states in the older JSON-header layout are still read.
 """
 
 import base64
 import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 
-MAGIC = b"S1"
+from schemas.errors import InvalidMessage
+from schemas.user_states import StoredUserState, decode_user_state, encode_user_state
+
+LEGACY_MAGIC = b"S1"
 _HEADER_LEN = struct.Struct("<I")
 EVENT_DIGEST_BYTES = 8  # per remembered event id: a false repeat needs a 64-bit collision within one user
 
@@ -54,50 +57,75 @@ class UserState:
         self.recent_events = (self.recent_events + _event_digest(event_id))[-keep * EVENT_DIGEST_BYTES :]
 
     def to_bytes(self) -> bytes:
-        header = json.dumps(
-            {
-                "v": self.model_version,
-                "shape": list(self.hidden.shape),
-                "items": self.recent_items,
-                "types": self.recent_types,
-                "t": self.last_event_time,
-                "s": self.session_id,
-                "applied": self.applied,
-                "n": self.events_seen,
-                "e": base64.b64encode(self.recent_events).decode(),
-            },
-            separators=(",", ":"),
-        ).encode()
-        hidden = np.ascontiguousarray(self.hidden, dtype=np.float32).tobytes()
-        return MAGIC + _HEADER_LEN.pack(len(header)) + header + hidden
+        return encode_user_state(
+            StoredUserState(
+                self.model_version,
+                self.hidden.shape,
+                np.ascontiguousarray(self.hidden, dtype=np.float32).tobytes(),
+                self.recent_items,
+                self.recent_types,
+                self.last_event_time,
+                self.session_id,
+                self.applied,
+                self.events_seen,
+                self.recent_events,
+            )
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes, partition: int | None = None) -> "UserState":
-        """Decode a stored state. States written before input partitions were told apart keyed
-        ``applied`` by topic alone (all of a user's events shared the state's ``partition``)."""
-        if data[:2] != MAGIC:
-            raise StateDecodeError(f"unknown state format {data[:2]!r}")
-        start = 2 + _HEADER_LEN.size
-        try:
-            (length,) = _HEADER_LEN.unpack_from(data, 2)
-            header = json.loads(data[start : start + length])
-            hidden = np.frombuffer(data[start + length :], dtype=np.float32).reshape(header["shape"])
-            return cls(
-                hidden=hidden.copy(),
-                model_version=header["v"],
-                recent_items=header["items"],
-                recent_types=header["types"],
-                last_event_time=header["t"],
-                session_id=header["s"],
-                applied={
-                    key if "/" in key or partition is None else f"{key}/{partition}": offset
-                    for key, offset in header["applied"].items()
-                },
-                events_seen=header["n"],
-                recent_events=base64.b64decode(header.get("e", ""), validate=True),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError, struct.error) as exc:
-            raise StateDecodeError(f"corrupt user state: {exc}") from None
+        """Decode a stored state, in the current layout or the JSON-header one written before it.
+        States written before input partitions were told apart keyed ``applied`` by topic alone (all
+        of a user's events shared the state's ``partition``)."""
+        stored = _decode_json_header_layout(data) if data[:2] == LEGACY_MAGIC else _decode(data)
+        return cls(
+            hidden=np.frombuffer(stored.hidden, dtype=np.float32).reshape(stored.hidden_shape).copy(),
+            model_version=stored.model_version,
+            recent_items=stored.recent_items,
+            recent_types=stored.recent_types,
+            last_event_time=stored.last_event_time,
+            session_id=stored.session_id,
+            applied={
+                key if "/" in key or partition is None else f"{key}/{partition}": offset
+                for key, offset in stored.applied.items()
+            },
+            events_seen=stored.events_seen,
+            recent_events=stored.recent_events,
+        )
+
+
+def _decode(data: bytes) -> StoredUserState:
+    try:
+        return decode_user_state(data)
+    except InvalidMessage as exc:
+        raise StateDecodeError(f"{exc.reason}: {exc.detail}") from None
+
+
+def _decode_json_header_layout(data: bytes) -> StoredUserState:
+    """The layout written until the state moved to MessagePack (read-only, for states stored before
+    an upgrade): ``b"S1"`` | u32 length of a JSON header | JSON header | float32 hidden state."""
+    start = 2 + _HEADER_LEN.size
+    try:
+        (length,) = _HEADER_LEN.unpack_from(data, 2)
+        header = json.loads(data[start : start + length])
+        shape = tuple(header["shape"])
+        hidden = data[start + length :]
+        if len(hidden) != 4 * math.prod(shape):
+            raise ValueError(f"{len(hidden)} bytes of hidden state for shape {shape}")
+        return StoredUserState(
+            model_version=header["v"],
+            hidden_shape=shape,
+            hidden=hidden,
+            recent_items=header["items"],
+            recent_types=header["types"],
+            last_event_time=header["t"],
+            session_id=header["s"],
+            applied=header["applied"],
+            events_seen=header["n"],
+            recent_events=base64.b64decode(header.get("e", ""), validate=True),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, struct.error) as exc:
+        raise StateDecodeError(f"corrupt user state: {exc}") from None
 
 
 def _event_digest(event_id: str) -> bytes:

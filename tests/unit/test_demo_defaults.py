@@ -8,7 +8,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def test_the_demo_reads_the_shared_sample_data_beside_the_checkout():
-    assert demo.DEFAULT_DATA == CHECKOUT.parent / "shared" / "data" / "rsc15-100k"
+    assert CHECKOUT.parent / "shared" / "data" / "rsc15-100k" == demo.DEFAULT_DATA
 
 
 def test_the_demo_keeps_its_model_under_the_checkouts_var_directory():

@@ -87,3 +87,25 @@ def test_the_readme_documents_every_setting_with_its_default():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for setting in SETTINGS.values():
         assert f"| `{setting.env}` | `{setting.default}` |" in readme, setting.env
+
+
+# Written by UserState.to_bytes() of the JSON-header layout (commit c940c89), before the move to
+# MessagePack: a worker upgraded in place must still read every state in its RocksDB and changelog.
+STATE_WRITTEN_BY_THE_PREVIOUS_LAYOUT = bytes.fromhex(
+    "5331be0000007b2276223a223230323631313239543132303030305a2d3031323361626364222c227368617065223a5b322c385d2c226974656d73223a5b226974656d2d33222c225c75303066632d37225d2c227479706573223a5b302c315d2c2274223a313730303030303132332e352c2273223a22732d31222c226170706c696564223a7b22636c69636b2f32223a34312c226275792f30223a377d2c226e223a322c2265223a224d584f4753557678445a3848427357425355785950673d3d227d000080bfdedd5dbfbcbb3bbf9a9919bfefeeeebeabaaaabecdcc4cbe898888bd8988883dcdcc4c3eabaaaa3eefeeee3e9a99193fbcbb3b3fdedd5d3f0000803f"
+)
+
+
+def test_a_state_written_by_the_previous_layout_is_read_after_the_upgrade():
+    state = UserState.from_bytes(STATE_WRITTEN_BY_THE_PREVIOUS_LAYOUT)
+    assert np.array_equal(state.hidden, np.linspace(-1, 1, 16, dtype=np.float32).reshape(2, 8))
+    assert (state.model_version, state.recent_items, state.recent_types) == (
+        "20261129T120000Z-0123abcd",
+        ["item-3", "ü-7"],
+        [0, 1],
+    )
+    assert (state.last_event_time, state.session_id, state.events_seen) == (1700000123.5, "s-1", 2)
+    assert state.applied == {"click/2": 41, "buy/0": 7}
+    assert state.seen_event("e-1") and state.seen_event("e-2") and not state.seen_event("e-3")
+    again = UserState.from_bytes(state.to_bytes())
+    assert again.to_bytes() == state.to_bytes() and again.to_bytes()[:1] == b"\x02"
