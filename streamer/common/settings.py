@@ -166,6 +166,35 @@ SETTINGS: dict[str, Setting] = {
             "leave the item just interacted with out of its list",
         ),
         Setting(
+            "STREAMREC_SCORER",
+            "worker.scorer",
+            "auto",
+            _choice("auto", "exact", "ann"),
+            "exact: rank the whole catalog; ann: faiss candidates re-ranked exactly; auto: ann from "
+            "STREAMREC_ANN_FROM_ITEMS items",
+        ),
+        Setting(
+            "STREAMREC_ANN_FROM_ITEMS",
+            "worker.ann_from_items",
+            "100000",
+            _integer(1, 1_000_000_000),
+            "catalog size from which the auto scorer is the approximate one",
+        ),
+        Setting(
+            "STREAMREC_ANN_CANDIDATES",
+            "worker.ann_candidates",
+            "256",
+            _integer(1, 100_000),
+            "approximate scorer: items retrieved per list before the exact re-ranking",
+        ),
+        Setting(
+            "STREAMREC_ANN_NPROBE",
+            "worker.ann_nprobe",
+            "32",
+            _integer(1, 1_000_000),
+            "approximate scorer: index lists searched per list (more: closer to exact, slower)",
+        ),
+        Setting(
             "STREAMREC_BATCH_MAX",
             "worker.batch_max",
             "256",
@@ -438,6 +467,10 @@ class WorkerSettings:
     data_dir: Path
     top_k: int
     exclude_current_item: bool
+    scorer: str
+    ann_from_items: int
+    ann_candidates: int
+    ann_nprobe: int
     batch_max: int
     batch_within_ms: float
     recent_items: int

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from models.artifact import ModelArtifact
-from models.scoring import ExactScorer
+from models.scorer_choice import build_scorer
 from schemas.dead_letters import DeadLetter
 from schemas.recommendations import Recommendation
 from streamer.worker.advancing import StateAdvancer
@@ -47,7 +47,7 @@ class Recommender:
         self.version = artifact.version
         self.advancer = StateAdvancer(artifact, policy)
         self._model = artifact.model
-        self._scorer = ExactScorer(artifact.model.item_table())
+        self.scorer = build_scorer(artifact.model.item_table(), policy.scorer)  # may build an index
         # An excluded item must not come back with a -inf score when k covers the whole catalog.
         self._k = min(policy.top_k, artifact.model.n_items - int(policy.exclude_current_item))
         self._encoder = ListEncoder(artifact.item_ids, artifact.version)
@@ -105,7 +105,7 @@ class Recommender:
         self, hidden: torch.Tensor, k: int, exclude: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Read-only ranking of ``[B, *state_shape]`` states: ``(scores [B, k], item indices [B, k])``."""
-        return self._scorer.top_k(self._model.query(hidden), k, exclude)
+        return self.scorer.top_k(self._model.query(hidden), k, exclude)
 
     def reencode_many(self, histories: list[tuple[list[str], list[int]]]) -> list[np.ndarray]:
         return self.advancer.reencode_many(histories)

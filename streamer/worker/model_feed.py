@@ -55,10 +55,10 @@ class ModelHolder:
         newest = self._staged or self.recommender
         return newest.version if newest else None
 
-    def stage(self, artifact: ModelArtifact, source: Path) -> None:
-        """Make ``artifact`` the model of the next micro-batch."""
-        self._staged = Recommender(artifact, self.policy)
-        log.info("model %s from %s staged; the next micro-batch uses it", artifact.version, source)
+    def stage(self, recommender: Recommender, source: Path) -> None:
+        """Make ``recommender`` serve from the next micro-batch on."""
+        self._staged = recommender
+        log.info("model %s from %s staged; the next micro-batch uses it", recommender.version, source)
 
     def for_next_batch(self) -> Recommender:
         """The recommender for the batch about to run, switching to a staged one first."""
@@ -88,10 +88,12 @@ class ModelFeed:
         ensure_model_updates_topic(self.settings)
         sound, self._follow_from = newest_sound_announcement(self.settings, count_refusal)
         if sound is not None:
-            self._stage(*sound)
+            announcement, artifact = sound
+            self.holder.stage(self.recommender(artifact), artifact_path(self.settings, announcement))
             return
         log.info("no announced model verifies; serving %s", self.settings.models.fallback)
-        self.holder.stage(load_artifact(self.settings.models.fallback), self.settings.models.fallback)
+        fallback = self.settings.models.fallback
+        self.holder.stage(self.recommender(load_artifact(fallback)), fallback)
 
     async def follow(self) -> None:
         """Stage every sound model announced after start, for as long as the worker runs."""
@@ -129,9 +131,18 @@ class ModelFeed:
                 log.warning("cannot follow model updates yet, retrying in %s s: %s", FOLLOW_RETRY_S, exc)
                 await asyncio.sleep(FOLLOW_RETRY_S)
 
+    def recommender(self, artifact: ModelArtifact) -> Recommender:
+        """A recommender serving ``artifact`` under this worker's policy (builds its scorer's index)."""
+        return Recommender(artifact, self.holder.policy)
+
+    def _prepare(self, announcement: ModelAnnouncement) -> Recommender:
+        return self.recommender(load_announced(self.settings, announcement))
+
     async def _consider(self, announcement: ModelAnnouncement) -> None:
+        # Loading, verifying and building the scorer (an index, for a large catalog) run in a thread:
+        # the stream keeps serving the current model until the new one is ready.
         try:
-            artifact = await asyncio.to_thread(load_announced, self.settings, announcement)
+            recommender = await asyncio.to_thread(self._prepare, announcement)
         except AnnouncementRefused as exc:
             count_refusal(exc)
             log.error(
@@ -141,7 +152,4 @@ class ModelFeed:
                 exc,
             )
             return
-        self._stage(announcement, artifact)
-
-    def _stage(self, announcement: ModelAnnouncement, artifact: ModelArtifact) -> None:
-        self.holder.stage(artifact, artifact_path(self.settings, announcement))
+        self.holder.stage(recommender, artifact_path(self.settings, announcement))

@@ -1,7 +1,10 @@
-"""How a worker serves, whatever the model: list length, exclusions and what a session is."""
+"""How a worker serves, whatever the model: list length, exclusions, what a session is and which
+scorer ranks the catalog."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from models.ann import AnnParams
+from models.scorer_choice import ScorerChoice
 from streamer.common.settings import Settings
 
 
@@ -13,6 +16,7 @@ class ServingPolicy:
     session_gap_s: float = 1800.0
     recent_items: int = 200
     recent_event_ids: int = 32
+    scorer: ScorerChoice = field(default_factory=ScorerChoice)
 
 
 def serving_policy(settings: Settings) -> ServingPolicy:
@@ -23,4 +27,9 @@ def serving_policy(settings: Settings) -> ServingPolicy:
         session_gap_s=settings.sessions.gap_s,
         recent_items=settings.worker.recent_items,
         recent_event_ids=settings.worker.recent_event_ids,
+        scorer=ScorerChoice(
+            kind=settings.worker.scorer,
+            ann_from_items=settings.worker.ann_from_items,
+            ann=AnnParams(candidates=settings.worker.ann_candidates, nprobe=settings.worker.ann_nprobe),
+        ),
     )

@@ -12,6 +12,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.recommendations import Recommendation
 from streamer.common.settings import Settings
 from streamer.worker.batches import BatchProcessor
+from streamer.worker.engine import Recommender
 from streamer.worker.model_feed import ModelHolder
 from streamer.worker.policy import ServingPolicy
 from streamer.worker.records import InputRecord
@@ -65,7 +66,7 @@ class Sequenced:
 
 def processor(outbox: RecordingOutbox, store: MemoryStateStore | None = None) -> BatchProcessor:
     holder = ModelHolder(ServingPolicy(top_k=5))
-    holder.stage(make_artifact(), "memory")
+    holder.stage(Recommender(make_artifact(), holder.policy), "memory")
     return BatchProcessor(SETTINGS, store or MemoryStateStore(), holder, outbox)
 
 

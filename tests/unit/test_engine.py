@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from models.ann import AnnParams
 from models.artifact import ModelArtifact
+from models.scorer_choice import ScorerChoice
 from models.scoring import exact_top_k
 from schemas.events import Event, EventType
 from streamer.worker.engine import Recommender
@@ -262,3 +264,18 @@ def test_recommend_re_encodes_another_models_state_and_honours_exclusions(artifa
     [kept, fresh] = other.recommend([states["u"], None], 3, exclude=[[best[0][0]], []])
     assert best[0][0] not in [item for item, _ in kept] and len(kept) == 3 and len(fresh) == 3
     assert states["u"].model_version == "v1"
+
+
+def test_the_approximate_scorer_serves_the_stream_with_k_items_and_the_current_item_left_out(artifact):
+    ann = ScorerChoice(kind="ann", ann=AnnParams(candidates=8, nprobe=1))
+    policy = ServingPolicy(top_k=10, exclude_current_item=True, scorer=ann)
+    stream = Stream()
+    batch = [stream.event("a", 1), stream.event("b", 2), stream.event("a", 3)]
+    _, [approximate] = run(Recommender(artifact, policy), [batch])
+    exact_policy = ServingPolicy(top_k=10, exclude_current_item=True, scorer=ScorerChoice(kind="exact"))
+    _, [exact] = run(Recommender(artifact, exact_policy), [batch])
+    for listed, expected, event in zip(
+        approximate.recommendations(), exact.recommendations(), batch, strict=True
+    ):
+        assert [i.item_id for i in listed.items] == [i.item_id for i in expected.items]
+        assert len(listed.items) == 10 and event.event.item_id not in {i.item_id for i in listed.items}

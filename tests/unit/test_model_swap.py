@@ -14,6 +14,7 @@ from schemas.json_schemas import load_schema
 from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key, is_history_key
 from streamer.common.settings import Settings
 from streamer.registry import AnnouncementRefused, first_sound, load_announced, newest_first
+from streamer.worker.engine import Recommender
 from streamer.worker.metrics import REGISTRY
 from streamer.worker.model_feed import ModelHolder, count_refusal
 from streamer.worker.policy import ServingPolicy
@@ -71,7 +72,7 @@ def test_the_holder_switches_only_when_the_next_batch_starts(store):
     folder, _ = store
     holder = ModelHolder(ServingPolicy())
     first = load_announced(settings_for(store), announce(store))
-    holder.stage(first, folder / "v1")
+    holder.stage(Recommender(first, holder.policy), folder / "v1")
     assert holder.recommender is None and holder.version == first.version
     assert holder.for_next_batch().version == first.version
     assert holder.recommender.version == first.version

@@ -1,0 +1,118 @@
+"""Approximate scoring for large catalogs: candidates from a faiss inverted-file index, re-ranked exactly.
+
+An item's score is ``q · v_i + b_i``; with item rows ``[v_i, b_i]`` and queries ``[q, 1]`` that is a
+plain inner product, so one faiss maximum-inner-product index (IVF, flat codes) finds candidates
+with the item bias included. The candidates are then scored exactly (the same vectors and bias as
+the exact scorer), exclusions and unavailable items are set to -inf, and the best ``k`` are cut. A row
+whose candidates cannot fill ``k`` (tiny catalogs, many exclusions) is ranked by the exact scorer.
+
+Like the exact scorer, every search runs on blocks of exactly ``SERVING_BLOCK`` rows (faiss picks its
+distance kernel by the number of queries), so a row's list does not depend on its micro-batch.
+"""
+
+import math
+import time
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.contract import ItemTable
+from models.scoring import ExactScorer
+from models.serving_blocks import blocks, padded
+
+
+@dataclass(frozen=True)
+class AnnParams:
+    candidates: int = 256  # items retrieved per row before the exact re-ranking
+    nprobe: int = 32  # inverted lists searched per row
+    nlist: int = 0  # inverted lists of the index; 0: about 4 * sqrt(items)
+
+
+class IndexMismatch(ValueError):
+    """A shipped index does not fit the model's item table."""
+
+
+def augmented(items: ItemTable) -> np.ndarray:
+    """Item rows ``[v_i, b_i]`` as faiss wants them: float32, C order."""
+    return np.ascontiguousarray(
+        torch.cat([items.vectors, items.bias.unsqueeze(1)], 1).detach().numpy(), np.float32
+    )
+
+
+def build_index(items: ItemTable, params: AnnParams) -> faiss.Index:
+    """An IVF-flat inner-product index over the catalog (trained on a sample of at most 64 items per
+    list, which keeps a 1M-item build well under a minute)."""
+    rows = augmented(items)
+    nlist = params.nlist or max(1, min(len(rows) // 39, round(4 * math.sqrt(len(rows)))))
+    quantizer = faiss.IndexFlatIP(rows.shape[1])
+    index = faiss.IndexIVFFlat(quantizer, rows.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.max_points_per_centroid = 64
+    index.cp.seed = 1234
+    index.train(rows)
+    index.add(rows)
+    return index
+
+
+class AnnScorer:
+    def __init__(self, items: ItemTable, index: faiss.Index, params: AnnParams) -> None:
+        if index.ntotal != items.n_items or index.d != items.vectors.shape[1] + 1:
+            raise IndexMismatch(
+                f"the index holds {index.ntotal} vectors of {index.d} dimensions, the model "
+                f"{items.n_items} items of {items.vectors.shape[1] + 1}"
+            )
+        self.items = items
+        self.n_items = items.n_items
+        self.index = index
+        self.params = params
+        self._search = faiss.SearchParametersIVF(nprobe=params.nprobe)
+        self._exact = ExactScorer(items)
+        self.build_seconds = 0.0
+
+    @classmethod
+    def build(cls, items: ItemTable, params: AnnParams) -> "AnnScorer":
+        started = time.perf_counter()
+        scorer = cls(items, build_index(items, params), params)
+        scorer.build_seconds = time.perf_counter() - started
+        return scorer
+
+    @torch.inference_mode()
+    def top_k(self, queries: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        k = min(k, self.n_items)
+        if exclude is not None and exclude.dim() == 1:
+            exclude = exclude.unsqueeze(1)
+        width = 0 if exclude is None else exclude.shape[1]
+        n = min(self.n_items, max(self.params.candidates, k + width))
+        rows = padded(queries)
+        query_rows = np.ascontiguousarray(torch.cat([rows, rows.new_ones(len(rows), 1)], 1).numpy())
+        top_scores = queries.new_empty(len(queries), k)
+        top_items = torch.empty(len(queries), k, dtype=torch.long)
+        for block in blocks(len(queries)):
+            _, found = self.index.search(query_rows[block], n, params=self._search)
+            candidates = torch.from_numpy(found)[: len(queries[block])]
+            scores = self._rescore(rows[block][: len(candidates)], candidates)
+            if exclude is not None:
+                _exclude_candidates_(scores, candidates, exclude[block])
+            top_scores[block], at = torch.topk(scores, k, dim=1)
+            top_items[block] = candidates.gather(1, at)
+        short = torch.nonzero(~torch.isfinite(top_scores[:, -1])).squeeze(1)
+        if len(short):  # too few candidates survived: rank these rows exactly
+            fallback = None if exclude is None else exclude[short]
+            top_scores[short], top_items[short] = self._exact.top_k(queries[short], k, fallback)
+        return top_scores, top_items
+
+    def _rescore(self, queries: Tensor, candidates: Tensor) -> Tensor:
+        """Exact scores of each row's candidates (-inf where faiss found fewer than asked)."""
+        valid = candidates >= 0
+        safe = candidates.clamp(min=0)
+        vectors = self.items.vectors[safe]  # [rows, n, d]
+        scores = torch.bmm(vectors, queries.unsqueeze(2)).squeeze(2) + self.items.bias[safe]
+        return scores.masked_fill_(~valid, float("-inf"))
+
+
+def _exclude_candidates_(scores: Tensor, candidates: Tensor, exclude: Tensor) -> None:
+    """-inf for every candidate that is one of its row's excluded items."""
+    hit = (candidates.unsqueeze(2) == exclude.unsqueeze(1)) & (exclude.unsqueeze(1) >= 0)
+    scores.masked_fill_(hit.any(2), float("-inf"))
