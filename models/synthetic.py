@@ -29,3 +29,19 @@ def write_synthetic_sessions(
             item = int(rng.integers(n_items)) if jump else int(successors[item, rng.integers(3)])
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def cluster_item_vectors_(model: "torch.nn.Module", seed: int = 0, items_per_topic: int = 200) -> None:
+    """Give ``model``'s item matrix the shape trained embeddings have: items around topic directions,
+    popularity in the bias (Zipf-like). An untrained model's isotropic random item vectors have no
+    neighbourhoods, which no approximate search can exploit and no trained model looks like."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    n_items, dim = model.item_weight.shape
+    topics = torch.randn(max(1, n_items // items_per_topic), dim, generator=g) / dim**0.5
+    assignment = torch.randint(len(topics), (n_items,), generator=g)
+    with torch.no_grad():
+        model.item_weight.copy_(3 * topics[assignment] + torch.randn(n_items, dim, generator=g) / dim**0.5)
+        ranks = torch.randperm(n_items, generator=g).double() + 1
+        model.item_bias.copy_((-0.5 * torch.log(ranks)).float())

@@ -65,12 +65,13 @@ def encode(artifact, items: list[str]) -> torch.Tensor:
     )
 
 
-def test_a_promoted_model_is_swapped_in_while_events_flow(kafka_bootstrap, streamer_setup):
+@pytest.mark.parametrize("scorer", ["exact", "ann"])  # ann: each swap builds a fresh index first
+def test_a_promoted_model_is_swapped_in_while_events_flow(kafka_bootstrap, streamer_setup, scorer):
     setup = streamer_setup
     old = load_artifact(setup.model_path)
     events = stream_of_events(old, 2400)
     recs = TopicReader(kafka_bootstrap, setup.topics["recommendations"])
-    workers = [setup.worker("w0").start(), setup.worker("w1").start()]
+    workers = [setup.worker(name, STREAMREC_SCORER=scorer).start() for name in ("w0", "w1")]
     retrainer = setup.retrainer(
         STREAMREC_RETRAIN_EVERY_EVENTS="600",
         STREAMREC_RETRAIN_EVERY_S="0",
