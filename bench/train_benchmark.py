@@ -19,8 +19,7 @@ import torch
 
 from models.data import read_events
 from models.evaluate import evaluate_last_item, evaluate_model, evaluate_most_popular
-from models.model import GRU4Rec
-from models.train import PRESETS, TrainConfig, train_model
+from models.train import PRESETS, EpochEnd, TrainConfig, train_model
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,12 +67,12 @@ def main() -> int:
 
     results = []
 
-    def checkpoint(epoch: int, model: GRU4Rec, item_ids: list[str]) -> None:
-        if epoch in checkpoints:
+    def checkpoint(end: EpochEnd) -> None:
+        if end.epoch in checkpoints:
             started = time.perf_counter()
-            metrics = evaluate_model(model, item_ids, test)
-            print(f"evaluated after epoch {epoch} in {time.perf_counter() - started:.1f} s", flush=True)
-            results.append({"epochs": epoch, **metrics})
+            metrics = evaluate_model(end.model, end.item_ids, test)
+            print(f"evaluated after epoch {end.epoch} in {time.perf_counter() - started:.1f} s", flush=True)
+            results.append({"epochs": end.epoch, **metrics})
 
     outcome = train_model(
         train, config, progress=not args.quiet, on_epoch_end=checkpoint, threads=args.threads
