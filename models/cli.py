@@ -3,12 +3,16 @@
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from models.artifact import ArtifactError, load_artifact, save_artifact
-from models.data import DataError, read_events
+from models.data import EventLog, read_events
 from models.evaluate import DEFAULT_CUTOFFS, evaluate_last_item, evaluate_model, evaluate_most_popular
-from models.train import LOSSES, PRESETS, TrainConfig, TrainingError, TrainResult, train_model
+from models.event_files import DataError, add_input_format_arguments, input_format_from_args
+from models.presets import PresetError, read_preset_file
+from models.train import LOSSES, PRESETS, EpochEnd, TrainConfig, TrainingError, TrainResult, train_model
 
 # Command-line flag -> TrainConfig field; flags left out keep the preset's value.
 HYPERPARAMETER_FLAGS: dict[str, tuple[str, type, str]] = {
@@ -20,6 +24,7 @@ HYPERPARAMETER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--dropout-embed": ("dropout_embed", float, "dropout on the input embedding"),
     "--dropout-hidden": ("dropout_hidden", float, "dropout on each GRU layer's output"),
     "--lr": ("learning_rate", float, "Adagrad learning rate"),
+    "--lr-decay": ("lr_decay", float, "the learning rate is multiplied by this after each epoch"),
     "--momentum": ("momentum", float, "momentum"),
     "--n-sample": ("n_sample", int, "shared negative samples per mini-batch"),
     "--sample-alpha": ("sample_alpha", float, "negatives are drawn proportionally to popularity ** alpha"),
@@ -44,30 +49,48 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", type=Path, required=True, help="training events (SessionId ItemId Time TSV)"
+        "--data", type=Path, required=True, help="training events (SessionId ItemId Time TSV, .gz or not)"
     )
+    add_input_format_arguments(parser)
     parser.add_argument(
         "--out", type=Path, required=True, help="artifact directory to write (replaced if present)"
     )
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--preset", choices=sorted(PRESETS), default="rsc15", help="hyperparameters to start from"
+    )
+    start.add_argument(
+        "--preset-file",
+        type=Path,
+        metavar="FILE",
+        help="hyperparameters to start from, e.g. `streamrec tune`'s",
     )
     parser.add_argument("--loss", choices=LOSSES, help="training loss")
     for flag, (field, kind, help_text) in HYPERPARAMETER_FLAGS.items():
         parser.add_argument(flag, dest=field, type=kind, help=help_text)
     parser.add_argument(
-        "--eval", type=Path, metavar="PATH", help="test events to evaluate on; stored as metrics"
+        "--eval",
+        type=Path,
+        metavar="PATH",
+        help="test events to evaluate on after each epoch; stored as metrics",
     )
     parser.add_argument("--init", type=Path, metavar="DIR", help="warm-start from this artifact")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (default: %(default)s, the fastest)"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar (there is none anyway when output is not a terminal)",
+    )
 
 
 def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="artifact directory")
-    parser.add_argument("--data", type=Path, required=True, help="test events (SessionId ItemId Time TSV)")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="test events (SessionId ItemId Time TSV, .gz or not)"
+    )
+    add_input_format_arguments(parser)
     parser.add_argument("--train", type=Path, help="training events: also evaluate the two baselines")
     parser.add_argument("--cutoffs", type=int, nargs="+", default=list(DEFAULT_CUTOFFS), help="K values")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the metrics as JSON")
@@ -77,31 +100,60 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {field: getattr(args, field) for field, _, _ in HYPERPARAMETER_FLAGS.values()}
     if args.loss is not None:
         overrides["loss"] = args.loss
-    preset = PRESETS[args.preset]
+    preset = read_preset_file(args.preset_file) if args.preset_file else PRESETS[args.preset]
     return TrainConfig(**{**preset.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def run_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
-        log = read_events(args.data)
-        test = read_events(args.eval) if args.eval else None
+        input_format = input_format_from_args(args)
+        log = read_events(args.data, input_format)
+        test = read_events(args.eval, input_format) if args.eval else None
         initial = None
         if args.init:
             base = load_artifact(args.init)
             initial = (base.model, base.item_ids)
-        result = train_model(log, config, initial=initial, progress=not args.quiet, threads=args.threads)
-    except (ArtifactError, DataError, OSError, ValueError, TrainingError) as e:
+        test_metrics: dict = {}
+        result = train_model(
+            log,
+            config,
+            initial=initial,
+            progress=not args.quiet,
+            on_epoch_end=_epoch_reporter(test, test_metrics),
+            threads=args.threads,
+        )
+    except (ArtifactError, DataError, PresetError, OSError, ValueError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    metrics = _training_metrics(result)
-    if test is not None:
-        metrics.update(evaluate_model(result.model, result.item_ids, test))
-    run_config = {"preset": args.preset, **config.to_dict()}
+    metrics = {**_training_metrics(result), **test_metrics}
+    preset = str(args.preset_file) if args.preset_file else args.preset
+    run_config = {"preset": preset, **config.to_dict()}
     version = save_artifact(args.out, result.model, result.item_ids, run_config, log.fingerprint, metrics)
     print(f"wrote {args.out} (version {version}, {len(result.item_ids)} items)")
     print(json.dumps(metrics, indent=1))
     return 0
+
+
+def _epoch_reporter(test: EventLog | None, latest: dict) -> Callable[[EpochEnd], None]:
+    """Prints one line per epoch (time, loss, speed; with test events their metrics, kept in ``latest``)."""
+
+    def report(end: EpochEnd) -> None:
+        line = (
+            f"epoch {end.epoch}/{end.epochs}: loss {end.loss:.4f}, {end.seconds:.1f} s training so far,"
+            f" {end.events_per_second:,.0f} events/s"
+        )
+        if test is not None:
+            started = time.perf_counter()
+            latest.clear()
+            latest.update(evaluate_model(end.model, end.item_ids, test))
+            line += (
+                f"; test recall@20 {latest['recall@20']:.4f}, mrr@20 {latest['mrr@20']:.4f}"
+                f" (evaluated in {time.perf_counter() - started:.1f} s)"
+            )
+        print(line, flush=True)
+
+    return report
 
 
 def _training_metrics(result: TrainResult) -> dict:
@@ -118,12 +170,15 @@ def _training_metrics(result: TrainResult) -> dict:
 def run_evaluate(args: argparse.Namespace) -> int:
     try:
         artifact = load_artifact(args.model)
-        test = read_events(args.data)
-        train = read_events(args.train) if args.train else None
-    except (ArtifactError, DataError, OSError) as e:
+        input_format = input_format_from_args(args)
+        test = read_events(args.data, input_format)
+        train = read_events(args.train, input_format) if args.train else None
+    except (ArtifactError, DataError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     metrics = evaluate_model(artifact.model, artifact.item_ids, test, args.cutoffs)
+    print(f"evaluated {metrics['n_predictions']} predictions in {time.perf_counter() - started:.1f} s")
     baselines = {}
     if train is not None:
         baselines["most_popular"] = evaluate_most_popular(train, test, args.cutoffs)

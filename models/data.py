@@ -1,9 +1,11 @@
-"""Session event logs: read the TSV, map item ids to indices, and plan session-parallel mini-batches.
+"""Session event logs: group a file's events by session, map item ids to indices, and plan
+session-parallel mini-batches.
 
-File format: tab-separated with a header naming at least ``SessionId``, ``ItemId`` and ``Time`` (unix
-seconds), in any order, plus an optional ``EventType`` column holding ``click``, ``buy`` or ``cart``
-(missing means click). Sessions are ordered by their first event's time and events within a session
-by time, as the reference GRU4Rec does for training.
+Files are read by :mod:`models.event_files`: the session TSV is tab-separated with a header naming at
+least ``SessionId``, ``ItemId`` and ``Time`` (unix seconds), in any order, plus an optional
+``EventType`` column holding ``click``, ``buy`` or ``cart`` (missing means click). Sessions are
+ordered by their first event's time and events within a session by time, as the reference GRU4Rec
+does for training.
 """
 
 import hashlib
@@ -14,14 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.events import EVENT_TYPES, EventType
+from models.event_files import SESSION_TSV, EventTable, InputFormat, parse_event_table, read_event_table
+from schemas.events import EventType
 
-REQUIRED_COLUMNS = ("SessionId", "ItemId", "Time")
-EVENT_TYPE_COLUMN = "EventType"
-
-
-class DataError(ValueError):
-    """The event file is malformed."""
+REQUIRED_COLUMNS = SESSION_TSV.required()
+EVENT_TYPE_COLUMN = SESSION_TSV.event_type
 
 
 @dataclass(frozen=True)
@@ -56,33 +55,13 @@ class EncodedSessions:
         return bool(np.any(self.event_types != EventType.CLICK))
 
 
-def read_events(path: str | Path) -> EventLog:
-    return parse_events(Path(path).read_bytes())
+def read_events(path: str | Path, input_format: InputFormat | None = None) -> EventLog:
+    """The events of a session TSV (gzip or not) or of an export read through ``input_format``."""
+    return group_sessions(read_event_table(path, input_format))
 
 
-def parse_events(data: bytes) -> EventLog:
-    lines = data.decode("utf-8").splitlines()
-    if not lines:
-        raise DataError("empty event file: expected a header line")
-    header = lines[0].split("\t")
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise DataError(f"header {header} lacks column(s) {missing}")
-    s_col, i_col, t_col = (header.index(c) for c in REQUIRED_COLUMNS)
-    e_col = header.index(EVENT_TYPE_COLUMN) if EVENT_TYPE_COLUMN in header else None
-
-    sessions, items, times, types = [], [], [], []
-    for line_no, line in enumerate(lines[1:], start=2):
-        if not line:
-            continue
-        fields = line.split("\t")
-        if len(fields) != len(header):
-            raise DataError(f"line {line_no}: {len(fields)} fields, header has {len(header)}")
-        sessions.append(fields[s_col])
-        items.append(fields[i_col])
-        times.append(_parse_time(fields[t_col], line_no))
-        types.append(EventType.CLICK if e_col is None else _parse_event_type(fields[e_col], line_no))
-    return _group_sessions(sessions, items, times, types, hashlib.sha256(data).hexdigest())
+def parse_events(data: bytes, input_format: InputFormat | None = None) -> EventLog:
+    return group_sessions(parse_event_table(data, input_format))
 
 
 def events_to_tsv(rows: Iterable[tuple[str, str, float, str]]) -> bytes:
@@ -92,24 +71,11 @@ def events_to_tsv(rows: Iterable[tuple[str, str, float, str]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _parse_time(text: str, line_no: int) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise DataError(f"line {line_no}: Time {text!r} is not a number") from None
-
-
-def _parse_event_type(text: str, line_no: int) -> EventType:
-    event_type = EVENT_TYPES.get(text.strip().lower())
-    if event_type is None:
-        raise DataError(f"line {line_no}: EventType {text!r} is not one of {sorted(EVENT_TYPES)}")
-    return event_type
-
-
-def _group_sessions(sessions: list, items: list, times: list, types: list, fingerprint: str) -> EventLog:
+def group_sessions(table: EventTable) -> EventLog:
+    sessions = table.session_keys()
     codes_of: dict[str, int] = {}
     codes = np.fromiter((codes_of.setdefault(s, len(codes_of)) for s in sessions), np.int64, len(sessions))
-    t = np.asarray(times, dtype=np.float64)
+    t = np.asarray(table.times, dtype=np.float64)
     start = np.full(len(codes_of), np.inf)
     np.minimum.at(start, codes, t)
     # Sort key, most significant last: session start time, session, event time, file order.
@@ -119,9 +85,30 @@ def _group_sessions(sessions: list, items: list, times: list, types: list, finge
     offsets = np.concatenate([[0], boundaries, [len(codes)]] if len(codes) else [[0]]).astype(np.int64)
     return EventLog(
         offsets=offsets,
-        items=np.asarray(items, dtype=str)[order],
-        event_types=np.asarray(types, dtype=np.int64)[order],
-        fingerprint=fingerprint,
+        items=np.asarray(table.items, dtype=str)[order],
+        event_types=np.asarray(table.event_types, dtype=np.int64)[order],
+        fingerprint=table.fingerprint,
+    )
+
+
+def split_last_sessions(log: EventLog, share: float) -> tuple[EventLog, EventLog]:
+    """(earlier sessions, the last ``share`` of sessions by start time): a validation split carved
+    from training data by time, as the test split was carved from the whole."""
+    if not 0 < share < 1:
+        raise ValueError(f"the validation share must be between 0 and 1, got {share}")
+    cut = log.n_sessions - max(1, round(log.n_sessions * share))
+    if cut < 1:
+        raise ValueError(f"{log.n_sessions} session(s) are too few to hold some out")
+    return _sessions_slice(log, 0, cut, "earlier"), _sessions_slice(log, cut, log.n_sessions, "last")
+
+
+def _sessions_slice(log: EventLog, first: int, end: int, part: str) -> EventLog:
+    begin, stop = log.offsets[first], log.offsets[end]
+    return EventLog(
+        offsets=log.offsets[first : end + 1] - begin,
+        items=log.items[begin:stop],
+        event_types=log.event_types[begin:stop],
+        fingerprint=hashlib.sha256(f"{log.fingerprint}:{part}:{first}:{end}".encode()).hexdigest(),
     )
 
 

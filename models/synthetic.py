@@ -4,6 +4,9 @@ about accuracy). Each item has a few likely successors, so a GRU has something t
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from models.model import GRU4Rec
 
 
 def write_synthetic_sessions(
@@ -31,12 +34,10 @@ def write_synthetic_sessions(
     return path
 
 
-def cluster_item_vectors_(model: "torch.nn.Module", seed: int = 0, items_per_topic: int = 200) -> None:
+def cluster_item_vectors_(model: GRU4Rec, seed: int = 0, items_per_topic: int = 200) -> None:
     """Give ``model``'s item matrix the shape trained embeddings have: items around topic directions,
     popularity in the bias (Zipf-like). An untrained model's isotropic random item vectors have no
     neighbourhoods, which no approximate search can exploit and no trained model looks like."""
-    import torch
-
     g = torch.Generator().manual_seed(seed)
     n_items, dim = model.item_weight.shape
     topics = torch.randn(max(1, n_items // items_per_topic), dim, generator=g) / dim**0.5

@@ -49,6 +49,7 @@ class TrainConfig:
     bpreg: float = 0.0  # bpr-max only
     elu_param: float = 0.0  # bpr-max only
     epochs: int = 10
+    lr_decay: float = 1.0  # the learning rate of epoch e is learning_rate * lr_decay ** (e - 1)
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -56,6 +57,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.batch_size < 1 or self.epochs < 0 or self.n_sample < 0:
             raise ValueError("batch_size must be >= 1, epochs >= 0 and n_sample >= 0")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
 
     def model_config(self, n_items: int) -> ModelConfig:
         return ModelConfig(
@@ -101,7 +104,25 @@ class TrainResult:
     events_per_epoch: int  # predicted events per epoch
 
 
-EpochCallback = Callable[[int, GRU4Rec, list[str]], None]
+@dataclass(frozen=True)
+class EpochEnd:
+    """What an epoch callback sees: the model (in eval mode) after ``epoch`` (1-based), and figures."""
+
+    epoch: int
+    epochs: int  # as configured
+    model: GRU4Rec
+    item_ids: list[str]
+    loss: float  # mean loss per predicted event of this epoch
+    seconds: float  # training time so far, callbacks excluded
+    events_per_epoch: int
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events_per_epoch * self.epoch / self.seconds if self.seconds > 0 else 0.0
+
+
+# Returns True to stop training after this epoch (e.g. early stopping); None or False goes on.
+EpochCallback = Callable[[EpochEnd], bool | None]
 
 
 def train_model(
@@ -116,9 +137,9 @@ def train_model(
     """Train on ``log``. Deterministic on CPU for a given ``config.seed`` and thread count.
 
     ``initial`` warm-starts from a trained model and its vocabulary: its items keep their indices
-    and weights, items new in ``log`` are appended with fresh rows. ``on_epoch_end(epoch, model,
-    item_ids)`` runs after each epoch (1-based) with the model in eval mode; its time is not counted
-    as training.
+    and weights, items new in ``log`` are appended with fresh rows. ``on_epoch_end(EpochEnd)`` runs
+    after each epoch with the model in eval mode; its time is not counted as training, and training
+    stops there if it returns True.
     ``threads`` sets torch's intra-op threads while training (a process-wide setting, restored
     afterwards; None leaves it alone): one thread is fastest for these small operations.
     """
@@ -151,6 +172,7 @@ def _train(
         losses, seconds, cpu_seconds, elapsed, cpu_elapsed = [], [], [], 0.0, 0.0
         for epoch in range(1, config.epochs + 1):
             started, cpu_started = time.perf_counter(), time.process_time()
+            trainer.optimizer.lr = config.learning_rate * config.lr_decay ** (epoch - 1)
             losses.append(trainer.run_epoch(f"epoch {epoch}/{config.epochs}", progress))
             elapsed += time.perf_counter() - started
             cpu_elapsed += time.process_time() - cpu_started
@@ -158,7 +180,11 @@ def _train(
             cpu_seconds.append(cpu_elapsed)
             if on_epoch_end is not None:
                 model.eval()
-                on_epoch_end(epoch, model, item_ids)
+                end = EpochEnd(
+                    epoch, config.epochs, model, item_ids, losses[-1], elapsed, trainer.events_per_epoch
+                )
+                if on_epoch_end(end):
+                    break
     model.eval()
     return TrainResult(model, item_ids, config, losses, seconds, cpu_seconds, trainer.events_per_epoch)
 
@@ -217,7 +243,15 @@ class _Trainer:
         model.train()
         hidden = model.zero_state(self.n_active[0])
         total_loss, total_events = 0.0, 0
-        bar = tqdm(total=self.events_per_epoch, desc=description, unit="ev", disable=not progress, leave=True)
+        # disable=None: tqdm draws only on a terminal, so a log file gets no carriage-return updates.
+        bar = tqdm(
+            total=self.events_per_epoch,
+            desc=description,
+            unit="ev",
+            disable=None if progress else True,
+            mininterval=1.0,
+            leave=True,
+        )
         for t, n in enumerate(self.n_active):
             if self.sampler is None and n < 2:
                 break  # in-batch negatives need another row

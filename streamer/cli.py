@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kafka": ("streamer.tools.kafka_local.cli", "start, stop or inspect a local single-node Kafka broker"),
     "train": ("models.cli", "train a GRU4Rec model on a session TSV file and write an artifact"),
     "evaluate": ("models.cli", "evaluate a model artifact: Recall@K and MRR@K on a session TSV file"),
+    "tune": (
+        "models.tune_cli",
+        "search training hyperparameters on a validation split and write a preset",
+    ),
     "replay": (
         "streamer.tools.replay",
         "produce a dataset's events to the click and buy topics in time order",

@@ -75,6 +75,10 @@ def _optional_text(name: str, raw: str) -> str | None:
     return raw.strip() or None
 
 
+def _optional_path(name: str, raw: str) -> Path | None:
+    return Path(raw.strip()).expanduser() if raw.strip() else None
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(_text(name, raw)).expanduser()
 
@@ -358,6 +362,14 @@ SETTINGS: dict[str, Setting] = {
             "retrainer: epochs per training, warm-started",
         ),
         Setting(
+            "STREAMREC_RETRAIN_PRESET_FILE",
+            "retrainer.preset_file",
+            "",
+            _optional_path,
+            "retrainer: train with this preset file (from `streamrec tune`); default: the serving "
+            "model's settings",
+        ),
+        Setting(
             "STREAMREC_RETRAIN_HOLDOUT",
             "retrainer.holdout",
             "0.1",
@@ -495,6 +507,7 @@ class RetrainerSettings:
     every_events: int
     every_s: float
     epochs: int
+    preset_file: Path | None
     holdout: float
     margin: float
     metrics_port: int

@@ -4,6 +4,8 @@ import argparse
 import asyncio
 import sys
 
+from models.presets import PresetError, read_preset_file
+from models.train import TrainConfig
 from streamer.common.kafka_probe import EXIT_CODES_HELP, require_kafka
 from streamer.common.logs import configure_logging
 from streamer.common.settings import ConfigError, Settings
@@ -26,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
 def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
+        preset = training_preset(settings)
     except ConfigError as exc:
         print(f"streamrec retrainer: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -33,5 +36,16 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log.format, settings.log.level)
     from streamer.retrainer.service import run as run_service
 
-    asyncio.run(run_service(settings))
+    asyncio.run(run_service(settings, preset))
     return 0
+
+
+def training_preset(settings: Settings) -> TrainConfig | None:
+    """The preset of STREAMREC_RETRAIN_PRESET_FILE, checked at start; None when it is not set."""
+    path = settings.retrainer.preset_file
+    if path is None:
+        return None
+    try:
+        return read_preset_file(path)
+    except (PresetError, OSError) as exc:
+        raise ConfigError(f"STREAMREC_RETRAIN_PRESET_FILE: {exc}") from None

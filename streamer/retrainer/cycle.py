@@ -37,21 +37,35 @@ class Candidate:
     decision: Decision
 
 
-def training_config(current: ModelArtifact | None, epochs: int) -> TrainConfig:
-    """The serving model's hyperparameters (so its weights fit), with this cycle's epoch count."""
-    base = PRESETS["rsc15"]
-    if current is not None:
+def training_config(
+    current: ModelArtifact | None, epochs: int, preset: TrainConfig | None = None
+) -> TrainConfig:
+    """This cycle's hyperparameters with its epoch count: the preset's if given (e.g. a file from
+    `streamrec tune`), else the serving model's (so its weights fit), else the rsc15 preset's."""
+    base = preset or PRESETS["rsc15"]
+    if preset is None and current is not None:
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         base = TrainConfig(**{k: v for k, v in current.config.items() if k in known})
     return dataclasses.replace(base, epochs=epochs)
 
 
-def run_cycle(events: list[Event], current: ModelArtifact | None, settings: Settings) -> Candidate:
+def warm_start_fits(current: ModelArtifact, config: TrainConfig) -> bool:
+    """Whether the serving model's weights can seed training with ``config`` (same architecture)."""
+    shape = ("hidden", "n_layers", "embedding")
+    return all(getattr(current.model.config, name) == getattr(config, name) for name in shape)
+
+
+def run_cycle(
+    events: list[Event], current: ModelArtifact | None, settings: Settings, preset: TrainConfig | None = None
+) -> Candidate:
+    """``preset``: hyperparameters to train with instead of the serving model's; a preset of another
+    architecture trains from scratch."""
     started = time.monotonic()
     sessions = session_rows(events, settings.sessions.mode, settings.sessions.gap_s)
     train_log, holdout_log = split_recent(sessions, settings.retrainer.holdout)
-    initial = (current.model, current.item_ids) if current is not None else None
-    config = training_config(current, settings.retrainer.epochs)
+    config = training_config(current, settings.retrainer.epochs, preset)
+    fits = current is not None and warm_start_fits(current, config)
+    initial = (current.model, current.item_ids) if fits else None
     result = train_model(train_log, config, initial=initial, progress=False)
     candidate_metrics = evaluate_model(result.model, result.item_ids, holdout_log)
     current_metrics = evaluate_model(current.model, current.item_ids, holdout_log) if current else None

@@ -10,6 +10,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from models.train import TrainConfig
 from schemas.errors import InvalidMessage
 from schemas.events import Event
 from streamer.common.admin import ensure_model_updates_topic, ensure_topics, partition_counts
@@ -36,8 +37,9 @@ WINDOW_SIZE = Gauge("streamrec_retrainer_window_events", "Events in the window",
 
 
 class Retrainer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, preset: TrainConfig | None = None) -> None:
         self.settings = settings
+        self.preset = preset  # hyperparameters to train with; None: the serving model's
         self.window = EventWindow(settings.retrainer.dir, settings.retrainer.window_events)
         self.current = serving_model(settings, lambda refusal: None)
         self.last_cycle = time.monotonic()
@@ -65,7 +67,7 @@ class Retrainer:
         WINDOW_SIZE.set(self.window.count)
 
     def cycle(self) -> Decision:
-        candidate = run_cycle(self.window.events(), self.current, self.settings)
+        candidate = run_cycle(self.window.events(), self.current, self.settings, self.preset)
         decision = candidate.decision
         self.window.mark_trained()
         self.last_cycle = time.monotonic()
@@ -98,12 +100,12 @@ def record_decision(decision: Decision, serving_version: str | None) -> None:
     )
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, preset: TrainConfig | None = None) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     ensure_topics(settings)
     ensure_model_updates_topic(settings)
-    retrainer = Retrainer(settings)
+    retrainer = Retrainer(settings, preset)
     start_http_server(settings.retrainer.metrics_port, registry=REGISTRY)
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_config(settings))
     await consumer.start()

@@ -1,9 +1,10 @@
 """``streamrec replay``: produce a dataset's events to the click and buy topics in time order.
 
-Two formats are read: the session TSV files under ``shared/data/rsc15-100k`` (``SessionId ItemId
-Time`` with an optional ``EventType`` column; each session becomes one user, as in the offline
-evaluation) and the REES46 CSV (``view`` -> click, ``cart`` -> click topic as a cart event,
-``purchase`` -> buy). Messages are keyed by user id.
+Files are read as ``streamrec train`` reads them (:mod:`models.event_files`): session TSV files such
+as those under ``shared/data/rsc15-100k``, gzip-compressed or not (``SessionId ItemId Time`` with an
+optional ``EventType`` column; each session becomes one user, as in the offline evaluation), the
+REES46 CSV (``view`` -> click, ``cart`` -> click topic as a cart event, ``purchase`` -> buy), and other
+exports through ``--columns``. Messages are keyed by user id.
 
 Replay never waits for Kafka without end: when Kafka acknowledges nothing for ``--timeout`` seconds
 (e.g. the broker is down), it stops, says how many events were delivered and
@@ -11,17 +12,22 @@ exits with code 75; ``--skip N`` then continues after them.
 """
 
 import argparse
-import csv
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from models.event_files import (
+    DataError,
+    InputFormat,
+    add_input_format_arguments,
+    input_format_from_args,
+    read_event_table,
+)
 from schemas.events import Event, EventType
 from streamer.common.kafka_config import kafka_python_config
 from streamer.common.kafka_probe import EXIT_CODES_HELP, require_kafka
@@ -30,50 +36,25 @@ from streamer.common.settings import ConfigError, Settings
 DEFAULT_TIMEOUT_S = 120.0
 EXIT_INCOMPLETE = 75  # EX_TEMPFAIL: resume later with --skip
 
-REES46_TYPES = {"view": EventType.CLICK, "cart": EventType.CART, "purchase": EventType.BUY}
 
-
-def read_session_tsv(path: Path) -> list[Event]:
-    """Events of a SessionId/ItemId/Time[/EventType] file; user id and session id = the session."""
-    events = []
-    with open(path, newline="") as f:
-        rows = csv.DictReader(f, delimiter="\t")
-        for line, row in enumerate(rows, start=2):
-            session = row["SessionId"]
-            events.append(
-                Event(
-                    event_id=f"{path.stem}-{line}",
-                    user_id=f"session-{session}",
-                    item_id=row["ItemId"],
-                    event_time=float(row["Time"]),
-                    event_type=EventType[row.get("EventType", "click").upper()],
-                    session_id=session,
-                )
-            )
+def read_events(path: Path, input_format: InputFormat | None = None) -> list[Event]:
+    """A file's events in time order (ties in file order), read as ``streamrec train`` reads it: a
+    session TSV (gzip or not; each session becomes one user, as in the offline evaluation), a REES46
+    export, or another export through ``input_format``."""
+    table = read_event_table(path, input_format)
+    users = table.users or [f"session-{session}" for session in table.sessions]
+    events = [
+        Event(
+            event_id=f"{path.stem}-{row + 2}",  # the file's line number: the header is line 1
+            user_id=users[row],
+            item_id=table.items[row],
+            event_time=table.times[row],
+            event_type=table.event_types[row],
+            session_id=table.sessions[row] or None,
+        )
+        for row in range(len(table))
+    ]
     return sorted(events, key=lambda e: e.event_time)
-
-
-def read_rees46_csv(path: Path) -> list[Event]:
-    events = []
-    with open(path, newline="") as f:
-        for line, row in enumerate(csv.DictReader(f), start=2):
-            parsed = datetime.strptime(row["event_time"], "%Y-%m-%d %H:%M:%S %Z")
-            stamp = parsed.replace(tzinfo=UTC).timestamp()
-            events.append(
-                Event(
-                    event_id=f"{path.stem}-{line}",
-                    user_id=row["user_id"],
-                    item_id=row["product_id"],
-                    event_time=stamp,
-                    event_type=REES46_TYPES[row["event_type"]],
-                    session_id=row["user_session"] or None,
-                )
-            )
-    return sorted(events, key=lambda e: e.event_time)
-
-
-def read_events(path: Path) -> list[Event]:
-    return read_rees46_csv(path) if path.suffix == ".csv" else read_session_tsv(path)
 
 
 def topic_for(event: Event, click_topic: str, buy_topic: str) -> str:
@@ -249,7 +230,10 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
         "for --timeout seconds; the last line says how many events were delivered (resume with --skip)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("data", type=Path, help="a session .tsv file or a REES46 .csv file")
+    parser.add_argument(
+        "data", type=Path, help="a session .tsv or .tsv.gz file, a REES46 .csv, or another export"
+    )
+    add_input_format_arguments(parser)
     parser.add_argument("--bootstrap-servers", default=None, help="default: $KAFKA_BOOTSTRAP_SERVERS")
     parser.add_argument("--click-topic", default=None, help="default: $STREAMREC_CLICK_TOPIC or click")
     parser.add_argument("--buy-topic", default=None, help="default: $STREAMREC_BUY_TOPIC or buy")
@@ -289,8 +273,12 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"streamrec replay: configuration error: {exc}", file=sys.stderr)
         return 2
+    try:
+        events = read_events(args.data, input_format_from_args(args))[: args.limit]
+    except (DataError, OSError, ValueError) as error:
+        print(f"streamrec replay: {error}", file=sys.stderr)
+        return 2
     require_kafka(settings, "streamrec replay")
-    events = read_events(args.data)[: args.limit]
     try:
         sent = replay(events[args.skip :], settings, args.rate, timeout_s=args.timeout)
     except ReplayIncomplete as incomplete:

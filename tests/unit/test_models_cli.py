@@ -1,11 +1,15 @@
-"""``streamrec train`` and ``streamrec evaluate`` through the project's entry point."""
+"""``streamrec train`` and ``streamrec evaluate`` through the project's entry point: settings, preset
+files, output."""
 
 import json
+import re
 
 import pytest
 
 from models.artifact import load_artifact
+from models.presets import write_preset_file
 from models.synthetic import write_synthetic_sessions
+from models.train import TrainConfig
 from streamer.cli import main
 
 SMALL = ["--hidden", "8", "--batch-size", "8", "--n-sample", "16", "--quiet"]
@@ -63,3 +67,61 @@ def test_errors_are_reported_with_exit_code_2(tmp_path, data, capsys):
     assert "error:" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tmp_path / "none"), "--data", str(data[1])]) == 2
     assert "manifest.json" in capsys.readouterr().err
+
+
+def test_train_prints_a_line_per_epoch_with_test_metrics_and_evaluate_its_duration(tmp_path, data, capsys):
+    train, test = data
+    out = tmp_path / "model"
+    assert (
+        main(["train", "--data", str(train), "--epochs", "2", "--eval", str(test), *SMALL, "--out", str(out)])
+        == 0
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("loss" in line and "events/s" in line and "test recall@20" in line for line in lines)
+    assert main(["evaluate", "--model", str(out), "--data", str(test)]) == 0
+    assert re.search(r"evaluated \d+ predictions in \d+\.\d s", capsys.readouterr().out)
+
+
+def test_train_takes_its_settings_from_a_preset_file_and_flags_override_them(tmp_path, data):
+    preset = tmp_path / "shop.preset.json"
+    tuned = TrainConfig(
+        loss="bpr-max", hidden=12, batch_size=8, n_sample=16, epochs=1, bpreg=0.5, lr_decay=0.8
+    )
+    write_preset_file(preset, tuned, {"tuned_on": "test"})
+    out = tmp_path / "model"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(data[0]),
+                "--preset-file",
+                str(preset),
+                "--seed",
+                "5",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    config = load_artifact(out).config
+    assert config["preset"] == str(preset) and config["seed"] == 5
+    assert {k: config[k] for k in ("loss", "hidden", "bpreg", "lr_decay")} == {
+        "loss": "bpr-max",
+        "hidden": 12,
+        "bpreg": 0.5,
+        "lr_decay": 0.8,
+    }
+
+
+def test_a_bad_preset_file_is_reported_with_its_name(tmp_path, data, capsys):
+    preset = tmp_path / "bad.json"
+    preset.write_text(json.dumps({"format": "streamrec-preset/1", "config": {"hiden": 10}}))
+    assert (
+        main(["train", "--data", str(data[0]), "--preset-file", str(preset), "--out", str(tmp_path / "m")])
+        == 2
+    )
+    assert f"{preset}: \"config\" has unknown fields ['hiden']" in capsys.readouterr().err

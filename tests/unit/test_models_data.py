@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from models.data import (
-    DataError,
     build_vocabulary,
     encode_sessions,
     events_to_tsv,
     parse_events,
     session_parallel_schedule,
+    split_last_sessions,
 )
+from models.event_files import DataError
 from schemas.events import EventType
 
 
@@ -39,7 +40,7 @@ def test_event_type_column_is_read_by_name():
         (b"SessionId\tItemId\n1\t2\n", "lacks"),
         (b"SessionId\tItemId\tTime\n1\t2\tnoon\n", "line 2"),
         (b"SessionId\tItemId\tTime\n1\t2\n", "line 2"),
-        (b"SessionId\tItemId\tTime\tEventType\n1\t2\t3\tview\n", "EventType"),
+        (b"SessionId\tItemId\tTime\tEventType\n1\t2\t3\trefund\n", "EventType"),
     ],
 )
 def test_malformed_files_are_refused_with_the_line(data, message):
@@ -98,3 +99,16 @@ def test_schedule_predicts_every_event_once_in_order(batch_size):
                 assert now == before + 1
     last_events = offsets[1:] - 1
     assert sorted(predicted) == [p for p in range(offsets[-1]) if p not in set(last_events)]
+
+
+def test_the_validation_split_holds_out_the_sessions_that_start_last():
+    rows = [
+        (s, f"i{s}{k}", float(t + k), "click") for s, t in (("a", 30), ("b", 10), ("c", 20)) for k in range(2)
+    ]
+    log = parse_events(events_to_tsv(rows))
+    earlier, last = split_last_sessions(log, 0.3)
+    assert earlier.n_sessions == 2 and earlier.items.tolist() == ["ib0", "ib1", "ic0", "ic1"]
+    assert last.offsets.tolist() == [0, 2] and last.items.tolist() == ["ia0", "ia1"]
+    assert len({log.fingerprint, earlier.fingerprint, last.fingerprint}) == 3
+    with pytest.raises(ValueError, match="too few"):
+        split_last_sessions(last, 0.5)  # one session

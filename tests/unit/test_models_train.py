@@ -9,7 +9,7 @@ import torch
 from models.data import events_to_tsv, parse_events
 from models.evaluate import evaluate_model, evaluate_most_popular
 from models.synthetic import write_synthetic_sessions
-from models.train import PRESETS, TrainConfig, train_model
+from models.train import PRESETS, EpochEnd, TrainConfig, train_model
 
 TINY = TrainConfig(hidden=16, batch_size=8, n_sample=32, epochs=2, dropout_hidden=0.2, seed=7)
 
@@ -63,11 +63,40 @@ def test_training_is_deterministic_for_a_seed(clicks):
 
 def test_stopping_after_an_epoch_equals_a_shorter_run(clicks):
     after_first = {}
-    train_model(
-        clicks, TINY, progress=False, on_epoch_end=lambda e, m, _: after_first.setdefault(e, weights(m))
-    )
+
+    def keep_weights(end: EpochEnd) -> None:
+        after_first[end.epoch] = weights(end.model)
+
+    train_model(clicks, TINY, progress=False, on_epoch_end=keep_weights)
     one_epoch = train_model(clicks, dataclasses.replace(TINY, epochs=1), progress=False)
     assert_same_weights(after_first[1], weights(one_epoch.model))
+
+
+def test_a_callback_returning_true_stops_training_after_that_epoch(clicks):
+    seen = []
+
+    def stop_after_two(end: EpochEnd) -> bool:
+        seen.append((end.epoch, end.epochs, end.loss, end.seconds > 0))
+        return end.epoch == 2
+
+    result = train_model(
+        clicks, dataclasses.replace(TINY, epochs=5), progress=False, on_epoch_end=stop_after_two
+    )
+    assert [s[:2] for s in seen] == [(1, 5), (2, 5)] and all(s[3] for s in seen)
+    assert len(result.epoch_losses) == 2 and seen[1][2] == result.epoch_losses[1]
+    two = train_model(clicks, dataclasses.replace(TINY, epochs=2), progress=False)
+    assert_same_weights(weights(result.model), weights(two.model))
+
+
+def test_learning_rate_decay_changes_only_the_epochs_after_the_first(clicks):
+    decayed = dataclasses.replace(TINY, lr_decay=0.5)
+    first_plain = train_model(clicks, dataclasses.replace(TINY, epochs=1), progress=False)
+    first_decayed = train_model(clicks, dataclasses.replace(decayed, epochs=1), progress=False)
+    assert_same_weights(weights(first_plain.model), weights(first_decayed.model))
+    plain, slower = train_model(clicks, TINY, progress=False), train_model(clicks, decayed, progress=False)
+    assert not torch.equal(plain.model.item_weight, slower.model.item_weight)
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay=0.0)
 
 
 def test_click_only_data_leaves_event_vectors_at_zero(clicks):

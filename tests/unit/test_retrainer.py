@@ -1,9 +1,14 @@
-"""The retrainer's window, session cutting and promotion rule."""
+"""The retrainer's window, session cutting, training settings and promotion rule."""
+
+import dataclasses
+from types import SimpleNamespace
 
 import pytest
 
+from models.data import events_to_tsv, parse_events
+from models.train import TrainConfig, train_model
 from schemas.events import Event, EventType
-from streamer.retrainer.cycle import judge
+from streamer.retrainer.cycle import judge, training_config, warm_start_fits
 from streamer.retrainer.dataset import session_rows, split_recent
 from streamer.retrainer.window import EventWindow
 
@@ -70,3 +75,30 @@ def test_a_candidate_is_promoted_unless_worse_by_more_than_the_margin(candidate,
 
 def test_the_first_candidate_is_promoted_when_nothing_serves():
     assert judge({"recall@20": 0.1}, None, margin=0.0)[0]
+
+
+def test_a_preset_sets_the_training_config_and_warm_starts_only_a_model_it_fits():
+    serving = train_model(
+        parse_events(events_to_tsv([("s", "a", 1.0, "click"), ("s", "b", 2.0, "click")])),
+        TrainConfig(hidden=8, n_sample=4, epochs=1),
+        progress=False,
+    )
+    current = SimpleNamespace(model=serving.model, config={**serving.config.to_dict(), "preset": "rsc15"})
+    assert training_config(current, 2).hidden == 8  # no preset: the serving model's settings
+    tuned = TrainConfig(loss="bpr-max", hidden=8, learning_rate=0.07, epochs=9)
+    config = training_config(current, 2, tuned)
+    assert (config.loss, config.learning_rate, config.epochs) == ("bpr-max", 0.07, 2)
+    assert warm_start_fits(current, config)
+    assert not warm_start_fits(current, training_config(current, 2, dataclasses.replace(tuned, hidden=16)))
+
+
+def test_a_bad_preset_file_stops_the_retrainer_at_start_naming_the_setting(tmp_path):
+    from streamer.common.settings import ConfigError, Settings
+    from streamer.retrainer.cli import training_preset
+
+    assert training_preset(Settings.from_env({})) is None
+    bad = tmp_path / "preset.json"
+    bad.write_text("{not json")
+    for path in (bad, tmp_path / "missing.json"):
+        with pytest.raises(ConfigError, match="STREAMREC_RETRAIN_PRESET_FILE"):
+            training_preset(Settings.from_env({"STREAMREC_RETRAIN_PRESET_FILE": str(path)}))

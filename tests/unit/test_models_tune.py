@@ -1,0 +1,74 @@
+"""``streamrec tune`` on a tiny data set: progress lines, a preset that ``train`` accepts, resuming."""
+
+import argparse
+import json
+
+import optuna
+import pytest
+
+from models.artifact import load_artifact
+from models.presets import read_preset_file
+from models.synthetic import write_synthetic_sessions
+from models.train import PRESETS
+from models.tune import searched_params, suggest_config
+from models.tune_cli import parse_duration
+from streamer.cli import main
+
+TINY_RUN = ["--max-epochs", "2", "--patience", "1", "--threads", "1"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_synthetic_sessions(tmp_path / "train.tsv", n_items=30, n_sessions=120, seed=4)
+
+
+def tune(tmp_path, data, *extra):
+    study, out = tmp_path / "study.sqlite3", tmp_path / "shop.preset.json"
+    argv = ["tune", "--data", str(data), "--study", str(study), "--out", str(out), *TINY_RUN, *extra]
+    return main(argv), out
+
+
+def test_tune_reports_progress_and_writes_a_preset_that_train_accepts(tmp_path, data, capsys):
+    code, preset = tune(tmp_path, data, "--budget", "60s", "--trials", "2", "--start-from", "rsc15")
+    assert code == 0
+    output = capsys.readouterr().out
+    assert "0 finished trial(s) so far" in output and "validating on the last 12 " in output
+    assert "trial 0 epoch 1: loss" in output and "trial 1 epoch 1: loss" in output
+    assert "best so far" in output and "min left" in output
+    about = json.loads(preset.read_text())["about"]
+    config = read_preset_file(preset)
+    assert 1 <= config.epochs <= 2 and about["trials_in_study"] == 2
+    assert set(about["validation"]) == {"recall@20", "mrr@20", "n_predictions"}
+    model = tmp_path / "model"
+    assert (
+        main(["train", "--data", str(data), "--preset-file", str(preset), "--quiet", "--out", str(model)])
+        == 0
+    )
+    assert load_artifact(model).config["hidden"] == config.hidden
+
+
+def test_the_first_trial_of_a_new_study_is_the_start_preset_and_a_rerun_resumes(tmp_path, data, capsys):
+    assert tune(tmp_path, data, "--budget", "60s", "--trials", "1", "--start-from", "rsc15")[0] == 0
+    first = capsys.readouterr().out
+    assert "trial 0: loss=cross-entropy, hidden=100, batch_size=32" in first
+    assert tune(tmp_path, data, "--budget", "60s", "--trials", "2")[0] == 0
+    second = capsys.readouterr().out
+    assert "1 finished trial(s) so far" in second and "trial 1: " in second and "trial 0: " not in second
+
+
+def test_every_builtin_preset_lies_in_the_search_space():
+    for preset in PRESETS.values():
+        params = searched_params(preset)
+        config = suggest_config(optuna.trial.FixedTrial(params), max_epochs=preset.epochs, seed=preset.seed)
+        assert config == preset
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("600", 600), ("90s", 90), ("10m", 600), ("1.5h", 5400)])
+def test_budgets_are_read_in_seconds_minutes_or_hours(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "ten minutes", "-5m", "5d"])
+def test_a_budget_that_is_not_a_positive_duration_is_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)
