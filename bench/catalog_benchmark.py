@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=1024, help="states scored per figure")
     parser.add_argument("--candidates", type=int, default=AnnParams.candidates)
     parser.add_argument("--nprobe", type=int, default=AnnParams.nprobe)
+    parser.add_argument("--nlist", type=int, default=AnnParams.nlist, help="index lists (0: the default)")
     return parser.parse_args(argv)
 
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         queries = states(model, args.queries, seed=n_items)
         exact = ExactScorer(items)
         started = time.perf_counter()
-        ann = AnnScorer.build(items, AnnParams(candidates=args.candidates, nprobe=args.nprobe))
+        ann = AnnScorer.build(items, AnnParams(candidates=args.candidates, nprobe=args.nprobe, nlist=args.nlist))
         build_s = time.perf_counter() - started
         figures = [microseconds_per_list(s, queries, b) for s in (exact, ann) for b in (32, 256)]
         same = overlap(ann.top_k(queries, K)[1], exact.top_k(queries, K)[1])

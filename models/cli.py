@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from models.ann import AnnParams, AnnScorer
 from models.artifact import ArtifactError, load_artifact, save_artifact
 from models.data import EventLog, read_events
 from models.evaluate import DEFAULT_CUTOFFS, evaluate_last_item, evaluate_model, evaluate_most_popular
@@ -93,6 +94,17 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_format_arguments(parser)
     parser.add_argument("--train", type=Path, help="training events: also evaluate the two baselines")
     parser.add_argument("--cutoffs", type=int, nargs="+", default=list(DEFAULT_CUTOFFS), help="K values")
+    parser.add_argument(
+        "--scorer",
+        choices=["exact", "ann"],
+        default="exact",
+        help="exact: rank each target against every item; ann: within the approximate scorer's lists "
+        "of the largest K, also reporting their overlap with the exact lists (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ann-candidates", type=int, default=AnnParams.candidates, help="ann: items re-ranked exactly"
+    )
+    parser.add_argument("--ann-nprobe", type=int, default=AnnParams.nprobe, help="ann: index lists searched")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the metrics as JSON")
 
 
@@ -176,9 +188,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (ArtifactError, DataError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    scorer = None
+    if args.scorer == "ann":
+        params = AnnParams(candidates=args.ann_candidates, nprobe=args.ann_nprobe)
+        scorer = AnnScorer.build(artifact.model.item_table(), params)
+        print(
+            f"built the approximate index of {artifact.model.n_items} items in {scorer.build_seconds:.1f} s"
+        )
     started = time.perf_counter()
-    metrics = evaluate_model(artifact.model, artifact.item_ids, test, args.cutoffs)
+    metrics = evaluate_model(artifact.model, artifact.item_ids, test, args.cutoffs, scorer=scorer)
     print(f"evaluated {metrics['n_predictions']} predictions in {time.perf_counter() - started:.1f} s")
+    if scorer is not None:
+        overlap = next(key for key in metrics if key.startswith("overlap@"))
+        print(f"{overlap} of the approximate lists with the exact ones: {metrics[overlap]:.4f}")
     baselines = {}
     if train is not None:
         baselines["most_popular"] = evaluate_most_popular(train, test, args.cutoffs)
