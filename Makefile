@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit test-integration lint chaos bench-train bench-stream clean
+.PHONY: setup demo test test-unit test-integration lint chaos bench-train bench-stream bench-catalog clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-train: $(INSTALLED)  ## model accuracy and training speed on rsc15-100k
 
 bench-stream: setup  ## streaming throughput and latency vs the bare model and a bare Kafka pipe (~10 min)
 	$(PY) -m bench.stream_benchmark
+
+bench-catalog: $(INSTALLED)  ## exact vs approximate scoring at 50k, 200k and 1M items (~6 min)
+	$(PY) -m bench.catalog_benchmark
 
 clean:
 	rm -rf var .pytest_cache

@@ -187,14 +187,14 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "STREAMREC_ANN_CANDIDATES",
             "worker.ann_candidates",
-            "256",
+            "64",
             _integer(1, 100_000),
             "approximate scorer: items retrieved per list before the exact re-ranking",
         ),
         Setting(
             "STREAMREC_ANN_NPROBE",
             "worker.ann_nprobe",
-            "32",
+            "16",
             _integer(1, 1_000_000),
             "approximate scorer: index lists searched per list (more: closer to exact, slower)",
         ),
