@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         queries = states(model, args.queries, seed=n_items)
         exact = ExactScorer(items)
         started = time.perf_counter()
-        ann = AnnScorer.build(items, AnnParams(candidates=args.candidates, nprobe=args.nprobe, nlist=args.nlist))
+        params = AnnParams(candidates=args.candidates, nprobe=args.nprobe, nlist=args.nlist)
+        ann = AnnScorer.build(items, params)
         build_s = time.perf_counter() - started
         figures = [microseconds_per_list(s, queries, b) for s in (exact, ann) for b in (32, 256)]
         same = overlap(ann.top_k(queries, K)[1], exact.top_k(queries, K)[1])
