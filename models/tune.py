@@ -2,10 +2,12 @@
 
 Each trial trains on the earlier sessions with parameters the sampler (TPE) suggests and, after every
 epoch, measures the validation metric on the last sessions: training stops early when the metric
-has not improved for ``patience`` epochs, when Optuna's median rule prunes the trial, or when the
-time budget is spent (a trial running then stops after its current epoch). A trial's value is its
-best epoch's metric, and that epoch count goes into the preset. The study lives in SQLite, so
-running again with the same data and options resumes it. The test file is never read here.
+has not improved for ``patience`` epochs or when Optuna's median rule prunes the trial. A trial's
+value is its best epoch's metric, and that epoch count goes into the preset. When the time budget
+is spent, a running trial stops after its current epoch and is kept as pruned, marked as cut by the
+budget: its best epoch still counts for the preset if nothing better completed, and the next run of
+the study trains it again in full. The study lives in SQLite, so running again with the same data
+and options resumes it. The test file is never read here.
 """
 
 import dataclasses
@@ -117,6 +119,7 @@ def tune(
     if not study.trials:
         for config in start_from:
             study.enqueue_trial(searched_params(config), skip_if_exists=True)
+    _rerun_trials_cut_by_the_budget(study)
     report(
         f"study {study.study_name} in {storage_path}: {len(finished)} finished trial(s) so far;"
         f" training on {fit.n_sessions} sessions ({fit.n_events} events), validating on the last"
@@ -129,16 +132,16 @@ def tune(
         study.optimize(run, n_trials=remaining, timeout=options.budget_s, callbacks=[run.summarise])
     finished = _finished(study)
     complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        raise RuntimeError("no trial completed within the budget: give it more time")
-    best = study.best_trial
+    candidates = complete + _cut_by_budget(study)
+    if not candidates:
+        raise RuntimeError("no trial finished an epoch within the budget: give it more time")
+    best = max(candidates, key=lambda t: t.user_attrs["best_value"])
     config = dataclasses.replace(
         suggest_config(optuna.trial.FixedTrial(best.params), options.max_epochs, options.seed),
         epochs=best.user_attrs["best_epoch"],
     )
-    return TuneResult(
-        config, best.value, best.user_attrs["validation"], best.number, run.trials_run, len(finished)
-    )
+    value, validation = best.user_attrs["best_value"], best.user_attrs["validation"]
+    return TuneResult(config, value, validation, best.number, run.trials_run, len(finished))
 
 
 def _open_study(train: EventLog, options: TuneOptions, storage_path: Path) -> optuna.Study:
@@ -170,8 +173,25 @@ def _open_study(train: EventLog, options: TuneOptions, storage_path: Path) -> op
 
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed and pruned trials, not counting those a budget cut short (they are trained again)."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return study.get_trials(deepcopy=False, states=states)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if not _cut(t)]
+
+
+def _cut_by_budget(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if _cut(t)]
+
+
+def _cut(trial: optuna.trial.FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get("cut_by_budget"))
+
+
+def _rerun_trials_cut_by_the_budget(study: optuna.Study) -> None:
+    """Queue each trial that an earlier run's budget cut short, once, to be trained in full."""
+    queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False)}
+    for trial in _cut_by_budget(study):
+        if trial.number not in queued:
+            study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number})
 
 
 class _Objective:
@@ -196,6 +216,7 @@ class _Objective:
             value = metric_value(metrics, self.options.metric)
             if best.update(value, end.epoch):
                 trial.set_user_attr("best_epoch", end.epoch)
+                trial.set_user_attr("best_value", value)
                 trial.set_user_attr("validation", metrics)
             trial.report(value, end.epoch)
             self.report(
@@ -204,7 +225,11 @@ class _Objective:
             )
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {end.epoch}: below the median of earlier trials")
-            return best.exhausted() or time.monotonic() > self.deadline
+            done = best.exhausted() or end.epoch == end.epochs
+            if not done and time.monotonic() > self.deadline:
+                trial.set_user_attr("cut_by_budget", True)
+                raise optuna.TrialPruned(f"the budget was spent after epoch {end.epoch}")
+            return done
 
         try:
             train_model(
@@ -218,11 +243,12 @@ class _Objective:
         self.trials_run += 1
         seconds = time.monotonic() - self.started
         left = max(0.0, self.deadline - time.monotonic())
-        outcome = f"{trial.state.name.lower()}"
-        if trial.value is not None:
-            outcome += (
-                f", {self.options.metric} {trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}"
-            )
+        outcome = (
+            "cut by the budget (trained in full on the next run)" if _cut(trial) else trial.state.name.lower()
+        )
+        if "best_value" in trial.user_attrs:
+            outcome += f", {self.options.metric} {trial.user_attrs['best_value']:.4f}"
+            outcome += f" at epoch {trial.user_attrs['best_epoch']}"
         try:
             leader = f"best so far {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:
