@@ -67,21 +67,26 @@ def suggest_config(trial: optuna.Trial, max_epochs: int, seed: int) -> TrainConf
         "loss": loss,
         "hidden": trial.suggest_int("hidden", 64, 512, step=4),
         "batch_size": trial.suggest_int("batch_size", 32, 256, step=8),
-        "dropout_embed": trial.suggest_float("dropout_embed", 0.0, 0.6, step=0.05),
-        "dropout_hidden": trial.suggest_float("dropout_hidden", 0.0, 0.7, step=0.05),
+        "dropout_embed": _on_grid(trial, "dropout_embed", 0.0, 0.6, 0.05),
+        "dropout_hidden": _on_grid(trial, "dropout_hidden", 0.0, 0.7, 0.05),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.5, log=True),
-        "momentum": trial.suggest_float("momentum", 0.0, 0.9, step=0.05),
+        "momentum": _on_grid(trial, "momentum", 0.0, 0.9, 0.05),
         "n_sample": trial.suggest_categorical("n_sample", (512, 1024, 2048, 4096)),
-        "sample_alpha": trial.suggest_float("sample_alpha", 0.0, 1.0, step=0.05),
-        "lr_decay": trial.suggest_float("lr_decay", 0.5, 1.0, step=0.05),
+        "sample_alpha": _on_grid(trial, "sample_alpha", 0.0, 1.0, 0.05),
+        "lr_decay": _on_grid(trial, "lr_decay", 0.5, 1.0, 0.05),
     }
     if loss == "cross-entropy":
         params["logq"] = trial.suggest_categorical("logq", (0.0, 1.0))
     else:
         params["logq"] = 0.0
-        params["bpreg"] = trial.suggest_float("bpreg", 0.0, 3.0, step=0.05)
+        params["bpreg"] = _on_grid(trial, "bpreg", 0.0, 3.0, 0.05)
         params["elu_param"] = trial.suggest_categorical("elu_param", (0.0, 0.5, 1.0))
     return TrainConfig(**params, epochs=max_epochs, seed=seed)
+
+
+def _on_grid(trial: optuna.Trial, name: str, low: float, high: float, step: float) -> float:
+    """A float on a grid of ``step``, without the float noise of ``low + k * step`` (0.35000000000000003)."""
+    return round(trial.suggest_float(name, low, high, step=step), 6)
 
 
 def searched_params(config: TrainConfig) -> dict:
