@@ -2,10 +2,12 @@
 
 Each trial trains on the earlier sessions with parameters the sampler (TPE) suggests and, after every
 epoch, measures the validation metric on the last sessions: training stops early when the metric
-has not improved for ``patience`` epochs, when Optuna's median rule prunes the trial, or when the
-time budget is spent (a trial running then stops after its current epoch). A trial's value is its
-best epoch's metric, and that epoch count goes into the preset. The study lives in SQLite, so
-running again with the same data and options resumes it. The test file is never read here.
+has not improved for ``patience`` epochs or when Optuna's median rule prunes the trial. A trial's
+value is its best epoch's metric, and that epoch count goes into the preset. When the time budget
+is spent, a running trial stops after its current epoch and is kept as pruned, marked as cut by the
+budget: its best epoch still counts for the preset if nothing better completed, and the next run of
+the study trains it again in full. The study lives in SQLite, so running again with the same data
+and options resumes it. The test file is never read here.
 """
 
 import dataclasses
@@ -65,21 +67,26 @@ def suggest_config(trial: optuna.Trial, max_epochs: int, seed: int) -> TrainConf
         "loss": loss,
         "hidden": trial.suggest_int("hidden", 64, 512, step=4),
         "batch_size": trial.suggest_int("batch_size", 32, 256, step=8),
-        "dropout_embed": trial.suggest_float("dropout_embed", 0.0, 0.6, step=0.05),
-        "dropout_hidden": trial.suggest_float("dropout_hidden", 0.0, 0.7, step=0.05),
+        "dropout_embed": _on_grid(trial, "dropout_embed", 0.0, 0.6, 0.05),
+        "dropout_hidden": _on_grid(trial, "dropout_hidden", 0.0, 0.7, 0.05),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.5, log=True),
-        "momentum": trial.suggest_float("momentum", 0.0, 0.9, step=0.05),
+        "momentum": _on_grid(trial, "momentum", 0.0, 0.9, 0.05),
         "n_sample": trial.suggest_categorical("n_sample", (512, 1024, 2048, 4096)),
-        "sample_alpha": trial.suggest_float("sample_alpha", 0.0, 1.0, step=0.05),
-        "lr_decay": trial.suggest_float("lr_decay", 0.5, 1.0, step=0.05),
+        "sample_alpha": _on_grid(trial, "sample_alpha", 0.0, 1.0, 0.05),
+        "lr_decay": _on_grid(trial, "lr_decay", 0.5, 1.0, 0.05),
     }
     if loss == "cross-entropy":
         params["logq"] = trial.suggest_categorical("logq", (0.0, 1.0))
     else:
         params["logq"] = 0.0
-        params["bpreg"] = trial.suggest_float("bpreg", 0.0, 3.0, step=0.05)
+        params["bpreg"] = _on_grid(trial, "bpreg", 0.0, 3.0, 0.05)
         params["elu_param"] = trial.suggest_categorical("elu_param", (0.0, 0.5, 1.0))
     return TrainConfig(**params, epochs=max_epochs, seed=seed)
+
+
+def _on_grid(trial: optuna.Trial, name: str, low: float, high: float, step: float) -> float:
+    """A float on a grid of ``step``, without the float noise of ``low + k * step`` (0.35000000000000003)."""
+    return round(trial.suggest_float(name, low, high, step=step), 6)
 
 
 def searched_params(config: TrainConfig) -> dict:
@@ -117,6 +124,7 @@ def tune(
     if not study.trials:
         for config in start_from:
             study.enqueue_trial(searched_params(config), skip_if_exists=True)
+    _rerun_trials_cut_by_the_budget(study)
     report(
         f"study {study.study_name} in {storage_path}: {len(finished)} finished trial(s) so far;"
         f" training on {fit.n_sessions} sessions ({fit.n_events} events), validating on the last"
@@ -129,16 +137,16 @@ def tune(
         study.optimize(run, n_trials=remaining, timeout=options.budget_s, callbacks=[run.summarise])
     finished = _finished(study)
     complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        raise RuntimeError("no trial completed within the budget: give it more time")
-    best = study.best_trial
+    candidates = complete + _cut_by_budget(study)
+    if not candidates:
+        raise RuntimeError("no trial finished an epoch within the budget: give it more time")
+    best = max(candidates, key=lambda t: t.user_attrs["best_value"])
     config = dataclasses.replace(
         suggest_config(optuna.trial.FixedTrial(best.params), options.max_epochs, options.seed),
         epochs=best.user_attrs["best_epoch"],
     )
-    return TuneResult(
-        config, best.value, best.user_attrs["validation"], best.number, run.trials_run, len(finished)
-    )
+    value, validation = best.user_attrs["best_value"], best.user_attrs["validation"]
+    return TuneResult(config, value, validation, best.number, run.trials_run, len(finished))
 
 
 def _open_study(train: EventLog, options: TuneOptions, storage_path: Path) -> optuna.Study:
@@ -170,8 +178,25 @@ def _open_study(train: EventLog, options: TuneOptions, storage_path: Path) -> op
 
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed and pruned trials, not counting those a budget cut short (they are trained again)."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return study.get_trials(deepcopy=False, states=states)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if not _cut(t)]
+
+
+def _cut_by_budget(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if _cut(t)]
+
+
+def _cut(trial: optuna.trial.FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get("cut_by_budget"))
+
+
+def _rerun_trials_cut_by_the_budget(study: optuna.Study) -> None:
+    """Queue each trial that an earlier run's budget cut short, once, to be trained in full."""
+    queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False)}
+    for trial in _cut_by_budget(study):
+        if trial.number not in queued:
+            study.enqueue_trial(trial.params, user_attrs={"rerun_of": trial.number})
 
 
 class _Objective:
@@ -196,6 +221,7 @@ class _Objective:
             value = metric_value(metrics, self.options.metric)
             if best.update(value, end.epoch):
                 trial.set_user_attr("best_epoch", end.epoch)
+                trial.set_user_attr("best_value", value)
                 trial.set_user_attr("validation", metrics)
             trial.report(value, end.epoch)
             self.report(
@@ -204,7 +230,11 @@ class _Objective:
             )
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {end.epoch}: below the median of earlier trials")
-            return best.exhausted() or time.monotonic() > self.deadline
+            done = best.exhausted() or end.epoch == end.epochs
+            if not done and time.monotonic() > self.deadline:
+                trial.set_user_attr("cut_by_budget", True)
+                raise optuna.TrialPruned(f"the budget was spent after epoch {end.epoch}")
+            return done
 
         try:
             train_model(
@@ -218,11 +248,12 @@ class _Objective:
         self.trials_run += 1
         seconds = time.monotonic() - self.started
         left = max(0.0, self.deadline - time.monotonic())
-        outcome = f"{trial.state.name.lower()}"
-        if trial.value is not None:
-            outcome += (
-                f", {self.options.metric} {trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}"
-            )
+        outcome = (
+            "cut by the budget (trained in full on the next run)" if _cut(trial) else trial.state.name.lower()
+        )
+        if "best_value" in trial.user_attrs:
+            outcome += f", {self.options.metric} {trial.user_attrs['best_value']:.4f}"
+            outcome += f" at epoch {trial.user_attrs['best_epoch']}"
         try:
             leader = f"best so far {study.best_value:.4f} (trial {study.best_trial.number})"
         except ValueError:

@@ -1,6 +1,7 @@
 """``streamrec tune``: search hyperparameters for a shop's data and write a preset file."""
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         "study": str(study_path),
         "best_trial": result.best_trial,
         "trials_in_study": result.trials_in_study,
-        "options": options.__dict__,
+        "options": dataclasses.asdict(options),
         "validation": result.validation,
     }
     write_preset_file(out, result.config, about)

@@ -72,3 +72,17 @@ def test_budgets_are_read_in_seconds_minutes_or_hours(text, seconds):
 def test_a_budget_that_is_not_a_positive_duration_is_refused(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration(text)
+
+
+def test_a_trial_cut_by_the_budget_still_gives_a_preset_and_the_next_run_trains_it_in_full(
+    tmp_path, data, capsys
+):
+    code, preset = tune(tmp_path, data, "--budget", "0.01s", "--trials", "1", "--start-from", "rsc15")
+    assert code == 0
+    first = capsys.readouterr().out
+    assert "trial 0 cut by the budget" in first and "0 finished trial(s)" in first
+    assert read_preset_file(preset).epochs == 1
+    assert tune(tmp_path, data, "--budget", "60s", "--trials", "1")[0] == 0
+    second = capsys.readouterr().out
+    assert "trial 1: loss=cross-entropy, hidden=100, batch_size=32" in second
+    assert "trial 1 complete" in second
