@@ -86,3 +86,13 @@ def test_a_trial_cut_by_the_budget_still_gives_a_preset_and_the_next_run_trains_
     second = capsys.readouterr().out
     assert "trial 1: loss=cross-entropy, hidden=100, batch_size=32" in second
     assert "trial 1 complete" in second
+
+
+def test_a_resumed_study_draws_new_parameters_rather_than_the_previous_runs_again(tmp_path, data, capsys):
+    assert tune(tmp_path, data, "--budget", "60s", "--trials", "2", "--start-from", "rsc15")[0] == 0
+    first = capsys.readouterr().out
+    assert tune(tmp_path, data, "--budget", "60s", "--trials", "3")[0] == 0
+    second = capsys.readouterr().out
+    drawn_first = next(line for line in first.splitlines() if line.startswith("trial 1: "))
+    drawn_second = next(line for line in second.splitlines() if line.startswith("trial 2: "))
+    assert drawn_first.removeprefix("trial 1: ") != drawn_second.removeprefix("trial 2: ")
