@@ -7,8 +7,11 @@ the best scored (the MIPS-to-L2 reduction). An inner-product IVF index partition
 their norms differ, as they do with a popularity bias: on a 200k-item clustered catalog, nprobe 32,
 overlap@20 with the exact lists was 0.20 with it and 0.99 with the reduction
 (bench/catalog_benchmark.py). The nearest candidates are then scored exactly (the same vectors and
-bias as the exact scorer), exclusions are set to -inf, and the best ``k`` are cut. A row whose
-candidates cannot fill ``k`` (tiny catalogs, many exclusions) is ranked by the exact scorer.
+bias as the exact scorer), a row's exclusions are set to -inf, and the best ``k`` are cut. Unavailable
+items never become candidates: faiss skips them while it scans its lists (an ID selector over a
+bitmap of the available items), so a sold-out tenth of the catalog does not thin the candidates out.
+A row whose candidates cannot fill ``k`` (tiny catalogs, many exclusions) is ranked by the exact
+scorer, under the same exclusions and the same unavailable items.
 
 Like the exact scorer, every search runs on blocks of exactly ``SERVING_BLOCK`` rows (faiss picks its
 distance kernel by the number of queries), so a row's list does not depend on its micro-batch.
@@ -24,7 +27,7 @@ import torch
 from torch import Tensor
 
 from models.contract import ItemTable
-from models.scoring import ExactScorer
+from models.scoring import ExactScorer, PerUnavailableSet, unlisted_where_no_score_
 from models.serving_blocks import blocks, padded
 
 
@@ -73,6 +76,7 @@ class AnnScorer:
         self.index = index
         self.params = params
         self._search = faiss.SearchParametersIVF(nprobe=params.nprobe)
+        self._search_available = PerUnavailableSet(self._search_without)
         self._exact = ExactScorer(items)
         self.build_seconds = 0.0
 
@@ -84,12 +88,15 @@ class AnnScorer:
         return scorer
 
     @torch.inference_mode()
-    def top_k(self, queries: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def top_k(
+        self, queries: Tensor, k: int, exclude: Tensor | None = None, unavailable: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         k = min(k, self.n_items)
         if exclude is not None and exclude.dim() == 1:
             exclude = exclude.unsqueeze(1)
-        width = 0 if exclude is None else exclude.shape[1]
-        n = min(self.n_items, max(self.params.candidates, k + width))
+        excluded_per_row = 0 if exclude is None or not len(exclude) else int((exclude >= 0).sum(1).max())
+        n = min(self.n_items, max(self.params.candidates, k + excluded_per_row))
+        search = self._search if unavailable is None else self._search_available(unavailable)[0]
         rows = padded(queries)
         query_rows = np.ascontiguousarray(
             torch.cat([rows, rows.new_ones(len(rows), 1), rows.new_zeros(len(rows), 1)], 1).numpy()
@@ -97,18 +104,27 @@ class AnnScorer:
         top_scores = queries.new_empty(len(queries), k)
         top_items = torch.empty(len(queries), k, dtype=torch.long)
         for block in blocks(len(queries)):
-            _, found = self.index.search(query_rows[block], n, params=self._search)
+            _, found = self.index.search(query_rows[block], n, params=search)
             candidates = torch.from_numpy(found)[: len(queries[block])]
             scores = self._rescore(rows[block][: len(candidates)], candidates)
-            if exclude is not None:
+            if excluded_per_row:
                 _exclude_candidates_(scores, candidates, exclude[block])
             top_scores[block], at = torch.topk(scores, k, dim=1)
             top_items[block] = candidates.gather(1, at)
         short = torch.nonzero(~torch.isfinite(top_scores[:, -1])).squeeze(1)
         if len(short):  # too few candidates survived: rank these rows exactly
             fallback = None if exclude is None else exclude[short]
-            top_scores[short], top_items[short] = self._exact.top_k(queries[short], k, fallback)
-        return top_scores, top_items
+            top_scores[short], top_items[short] = self._exact.top_k(queries[short], k, fallback, unavailable)
+        return top_scores, unlisted_where_no_score_(top_items, top_scores)
+
+    def _search_without(self, unavailable: Tensor) -> tuple[faiss.SearchParametersIVF, object]:
+        """Search parameters that skip ``unavailable``, and what they point into (faiss keeps raw
+        pointers: the bitmap and the selector must live as long as the parameters)."""
+        available = np.ones(self.n_items, dtype=bool)
+        available[unavailable.numpy()] = False
+        bitmap = np.packbits(available, bitorder="little")
+        selector = faiss.IDSelectorBitmap(self.n_items, faiss.swig_ptr(bitmap))
+        return faiss.SearchParametersIVF(nprobe=self._search.nprobe, sel=selector), (bitmap, selector)
 
     def _rescore(self, queries: Tensor, candidates: Tensor) -> Tensor:
         """Exact scores of each row's candidates (-inf where faiss found fewer than asked)."""
@@ -120,6 +136,10 @@ class AnnScorer:
 
 
 def _exclude_candidates_(scores: Tensor, candidates: Tensor, exclude: Tensor) -> None:
-    """-inf for every candidate that is one of its row's excluded items."""
-    hit = (candidates.unsqueeze(2) == exclude.unsqueeze(1)) & (exclude.unsqueeze(1) >= 0)
-    scores.masked_fill_(hit.any(2), float("-inf"))
+    """-inf for every candidate that is one of its row's excluded items (a search in each row's sorted
+    exclusions: with 200 exclusions and 220 candidates per row, 18 µs per row against 110 for comparing
+    all pairs)."""
+    ordered = exclude.sort(1).values
+    at = torch.searchsorted(ordered, candidates).clamp_(max=ordered.shape[1] - 1)
+    hit = (ordered.gather(1, at) == candidates) & (candidates >= 0)
+    scores.masked_fill_(hit, float("-inf"))

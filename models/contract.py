@@ -51,8 +51,16 @@ class SequenceModel(Protocol):
 
 
 class Scorer(Protocol):
-    def top_k(self, queries: Tensor, k: int, exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The ``k`` best items per query row, best first: ``(scores [B, k], item indices [B, k])``.
-        ``exclude`` holds item indices per row never to return (``[B]`` or ``[B, m]``; -1 for none);
-        they are left out before the cut, so a row still gets ``k`` items when the catalog has them."""
+    def top_k(
+        self, queries: Tensor, k: int, exclude: Tensor | None = None, unavailable: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The ``k`` best items per query row, best first: ``(scores [B, k], item indices [B, k])``,
+        ``k`` capped at the catalog's size.
+
+        ``exclude``: item indices never to return, per row (``[B]`` or ``[B, m]``, padded with -1;
+        the current item, items bought or seen in the session). ``unavailable``: item indices never
+        to return for any row (a sorted int64 tensor ``[u]``: sold-out items). Both are left out
+        before the cut, so a row gets ``k`` items whenever the catalog has ``k`` items left for it;
+        a row that cannot fill ``k`` ends with entries whose score is -inf and whose item index is
+        -1, which callers drop."""
         ...
