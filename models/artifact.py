@@ -1,20 +1,26 @@
-"""Model artifacts: a directory with ``weights.safetensors`` and ``manifest.json``.
+"""Model artifacts: a directory with ``weights.safetensors``, ``popularity.json`` and ``manifest.json``.
 
 The manifest holds the format version, the model version (``<UTC time>-<first 8 hex of the weights'
 sha256>``), the architecture (a name in :data:`ARCHITECTURES`) and its config, the caller's training
-config, the item-id vocabulary (index -> id), the training data's fingerprint, metrics and the
-weights' sha256. Loading parses JSON and safetensors only, so it never executes code from the
-artifact, and checks everything it can; any problem raises :class:`ArtifactError`. Saving is atomic:
-the directory is written under a temporary name next to its destination and renamed into place.
+config, the item-id vocabulary (index -> id), the training data's fingerprint, metrics, and the sha256
+of the weights and of the popularity file. The popularity file lists the recently most popular items
+(``[[item id, weight], ...]``, most popular first; :mod:`models.popularity`); artifacts written
+before it existed have neither the file nor its checksum and load with an empty list. Loading parses
+JSON and safetensors only, so it never executes code from the artifact, and checks everything it
+can; any problem raises :class:`ArtifactError`. Saving is atomic: the directory is written under a
+temporary name next to its destination and renamed into place.
 """
 
 import hashlib
+import itertools
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,10 +33,12 @@ from torch import nn
 
 from models.contract import SequenceModel
 from models.model import GRU4Rec, ModelConfig
+from models.popularity import POPULAR_ITEMS_MAX
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "manifest.json"
+POPULARITY_FILE = "popularity.json"
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{8})$")
 # The model classes an artifact may name, with their config class. Loading builds only these, so a
 # manifest cannot make the loader construct anything else. Artifacts written before the manifest
@@ -53,6 +61,8 @@ class ModelArtifact:
     metrics: dict
     data_fingerprint: str
     checksum: str  # sha256 of the weights file
+    # (external item id, weight), most popular first; empty for artifacts written before it existed
+    popular_items: list[tuple[str, float]] = field(default_factory=list)
 
 
 def save_artifact(
@@ -62,10 +72,11 @@ def save_artifact(
     config: dict,
     data_fingerprint: str,
     metrics: dict,
+    popular_items: Sequence[tuple[str, float]] = (),
 ) -> str:
     """Write the artifact directory ``path`` (replacing an existing one) and return the model version."""
-    version, weights, manifest = _serialise(model, item_ids, config, data_fingerprint, metrics)
-    _write_atomically(Path(path), weights, manifest)
+    version, files = _serialise(model, item_ids, config, data_fingerprint, metrics, popular_items)
+    _write_atomically(Path(path), files)
     return version
 
 
@@ -76,21 +87,32 @@ def save_artifact_in(
     config: dict,
     data_fingerprint: str,
     metrics: dict,
+    popular_items: Sequence[tuple[str, float]] = (),
 ) -> Path:
     """Write the artifact to ``store/<its version>`` and return that path."""
-    version, weights, manifest = _serialise(model, item_ids, config, data_fingerprint, metrics)
+    version, files = _serialise(model, item_ids, config, data_fingerprint, metrics, popular_items)
     path = Path(store) / version
-    _write_atomically(path, weights, manifest)
+    _write_atomically(path, files)
     return path
 
 
 def _serialise(
-    model: nn.Module, item_ids: list[str], config: dict, data_fingerprint: str, metrics: dict
-) -> tuple[str, bytes, bytes]:
-    """The model version, the weights file and the manifest file of an artifact."""
+    model: nn.Module,
+    item_ids: list[str],
+    config: dict,
+    data_fingerprint: str,
+    metrics: dict,
+    popular_items: Sequence[tuple[str, float]],
+) -> tuple[str, dict[str, bytes]]:
+    """The model version and the artifact's files (name -> content; the manifest last)."""
     if len(item_ids) != model.n_items or len(set(item_ids)) != len(item_ids):
         distinct = len(set(item_ids))
         raise ValueError(f"need {model.n_items} distinct item ids, got {len(item_ids)} ({distinct} distinct)")
+    popularity_entries = [[str(item), float(weight)] for item, weight in popular_items]
+    problem = _popularity_problem(popularity_entries)
+    if problem is not None:
+        raise ValueError(f"popular items: {problem}")
+    popularity = json.dumps(popularity_entries, allow_nan=False).encode("utf-8")
     weights = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     checksum = hashlib.sha256(weights).hexdigest()
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{checksum[:8]}"
@@ -104,16 +126,18 @@ def _serialise(
         "data_fingerprint": data_fingerprint,
         "metrics": metrics,
         "weights_sha256": checksum,
+        "popularity_sha256": hashlib.sha256(popularity).hexdigest(),
     }
-    return version, weights, json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
+    manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
+    return version, {WEIGHTS_FILE: weights, POPULARITY_FILE: popularity, MANIFEST_FILE: manifest_bytes}
 
 
-def _write_atomically(path: Path, weights: bytes, manifest: bytes) -> None:
+def _write_atomically(path: Path, files: dict[str, bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        _write_synced(staging / WEIGHTS_FILE, weights)
-        _write_synced(staging / MANIFEST_FILE, manifest)
+        for name, content in files.items():
+            _write_synced(staging / name, content)
         _move_into_place(staging, path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -143,6 +167,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
     model = model_class(config)
     model.load_state_dict(_parse_weights(weights, model, path / WEIGHTS_FILE))
     model.eval().requires_grad_(False)
+    popular_items = _read_popularity(path, manifest.get("popularity_sha256"))
     return ModelArtifact(
         model=model,
         item_ids=item_ids,
@@ -152,6 +177,7 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         metrics=manifest["metrics"],
         data_fingerprint=manifest["data_fingerprint"],
         checksum=checksum,
+        popular_items=popular_items,
     )
 
 
@@ -195,8 +221,12 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if architecture not in ARCHITECTURES:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ArtifactError(f"{path}: unknown architecture {architecture!r} (this code knows {known})")
-    if not re.fullmatch(r"[0-9a-f]{64}", manifest["weights_sha256"]):
-        raise ArtifactError(f"{path}: weights_sha256 is not a sha256 hex digest")
+    digests = {"weights_sha256": manifest["weights_sha256"]}
+    if "popularity_sha256" in manifest:  # absent from artifacts written before popularity existed
+        digests["popularity_sha256"] = manifest["popularity_sha256"]
+    for key, digest in digests.items():
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ArtifactError(f"{path}: {key} is not a sha256 hex digest")
     match = VERSION_PATTERN.match(manifest["version"])
     if match is None or match.group(1) != manifest["weights_sha256"][:8]:
         raise ArtifactError(f"{path}: version {manifest['version']!r} does not match the weights checksum")
@@ -204,6 +234,59 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if not all(isinstance(i, str) for i in item_ids) or len(set(item_ids)) != len(item_ids):
         raise ArtifactError(f"{path}: item_ids must be distinct strings")
     return manifest
+
+
+def _read_popularity(path: Path, expected_sha256: str | None) -> list[tuple[str, float]]:
+    """The popularity file's entries, checked against the manifest's checksum; an artifact written
+    before popularity existed has neither and gets an empty list."""
+    file = path / POPULARITY_FILE
+    if expected_sha256 is None:
+        if file.exists():
+            raise ArtifactError(f"{file}: present, but the manifest has no popularity_sha256 to check it")
+        return []
+    data = _read_file(file)
+    checksum = hashlib.sha256(data).hexdigest()
+    if checksum != expected_sha256:
+        raise ArtifactError(
+            f"{file}: sha256 {checksum} does not match the manifest's {expected_sha256} "
+            "(file corrupted, truncated or replaced)"
+        )
+    try:
+        entries = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{file}: not valid JSON ({e})") from None
+    problem = _popularity_problem(entries)
+    if problem is not None:
+        raise ArtifactError(f"{file}: {problem}")
+    return [(item, float(weight)) for item, weight in entries]
+
+
+def _popularity_problem(entries: Any) -> str | None:
+    """What is wrong with a popularity list (``[[item id, weight], ...]``), or None."""
+    if not isinstance(entries, list) or not all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in entries
+    ):
+        return "expected a list of [item id, weight] pairs with string ids"
+    if len(entries) > POPULAR_ITEMS_MAX:
+        return f"{len(entries)} entries, at most {POPULAR_ITEMS_MAX} allowed"
+    weights = [e[1] for e in entries]
+    if not all(_is_weight(w) for w in weights):
+        return "weights must be finite numbers >= 0"
+    if any(later > earlier for earlier, later in itertools.pairwise(weights)):
+        return "entries must be ordered by weight, most popular first"
+    if len({e[0] for e in entries}) != len(entries):
+        return "item ids must be distinct"
+    return None
+
+
+def _is_weight(value: Any) -> bool:
+    """A finite number >= 0 (JSON may hold NaN, Infinity, booleans or integers beyond a float)."""
+    if type(value) not in (int, float):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:
+        return False
 
 
 def _parse_weights(data: bytes, model: nn.Module, path: Path) -> dict[str, torch.Tensor]:

@@ -9,9 +9,15 @@ from pathlib import Path
 
 from models.ann import AnnParams, AnnScorer
 from models.artifact import ArtifactError, load_artifact, save_artifact
-from models.data import EventLog, read_events
+from models.data import EventLog, group_sessions, read_events
 from models.evaluate import DEFAULT_CUTOFFS, evaluate_last_item, evaluate_model, evaluate_most_popular
-from models.event_files import DataError, add_input_format_arguments, input_format_from_args
+from models.event_files import (
+    DataError,
+    add_input_format_arguments,
+    input_format_from_args,
+    read_event_table,
+)
+from models.popularity import recent_popularity
 from models.presets import PresetError, read_preset_file
 from models.train import LOSSES, PRESETS, EpochEnd, TrainConfig, TrainingError, TrainResult, train_model
 
@@ -120,7 +126,10 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         input_format = input_format_from_args(args)
-        log = read_events(args.data, input_format)
+        table = read_event_table(args.data, input_format)
+        log = group_sessions(table)
+        popular_items = recent_popularity(table.items, table.times, table.event_types)
+        del table  # the grouped log holds what training needs
         test = read_events(args.eval, input_format) if args.eval else None
         initial = None
         if args.init:
@@ -141,8 +150,13 @@ def run_train(args: argparse.Namespace) -> int:
     metrics = {**_training_metrics(result), **test_metrics}
     preset = str(args.preset_file) if args.preset_file else args.preset
     run_config = {"preset": preset, **config.to_dict()}
-    version = save_artifact(args.out, result.model, result.item_ids, run_config, log.fingerprint, metrics)
-    print(f"wrote {args.out} (version {version}, {len(result.item_ids)} items)")
+    version = save_artifact(
+        args.out, result.model, result.item_ids, run_config, log.fingerprint, metrics, popular_items
+    )
+    print(
+        f"wrote {args.out} (version {version}, {len(result.item_ids)} items, "
+        f"{len(popular_items)} popular items)"
+    )
     print(json.dumps(metrics, indent=1))
     return 0
 

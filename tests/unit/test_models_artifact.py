@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,12 @@ from safetensors.torch import save as save_safetensors
 
 from models.artifact import ArtifactError, load_artifact, save_artifact
 from models.model import GRU4Rec, ModelConfig
+from models.popularity import POPULAR_ITEMS_MAX
 
 ITEMS = [f"item-{i}" for i in range(12)]
+POPULAR = [("item-3", 9.5), ("new-item", 4.0), ("item-0", 4.0), ("item-7", 0.25)]
+# Written by save_artifact before artifacts held popularity (commit a689bc6): weights and manifest only.
+ARTIFACT_BEFORE_POPULARITY = Path(__file__).parent / "fixtures" / "artifact-before-popularity"
 
 
 @pytest.fixture
@@ -25,7 +30,7 @@ def model() -> GRU4Rec:
 @pytest.fixture
 def saved(tmp_path, model):
     path = tmp_path / "artifact"
-    save_artifact(path, model, ITEMS, {"epochs": 3}, "f" * 64, {"recall@20": 0.5})
+    save_artifact(path, model, ITEMS, {"epochs": 3}, "f" * 64, {"recall@20": 0.5}, POPULAR)
     return path
 
 
@@ -40,6 +45,13 @@ def replace_weights(path, data: bytes):
     (path / "weights.safetensors").write_bytes(data)
     checksum = hashlib.sha256(data).hexdigest()
     rewrite_manifest(path, weights_sha256=checksum, version=f"20260101T000000Z-{checksum[:8]}")
+
+
+def replace_popularity(path, entries) -> None:
+    """Swap in another popularity file and update its checksum to match (a consistent forgery)."""
+    data = json.dumps(entries).encode()
+    (path / "popularity.json").write_bytes(data)
+    rewrite_manifest(path, popularity_sha256=hashlib.sha256(data).hexdigest())
 
 
 def test_round_trip(tmp_path, model):
@@ -160,3 +172,86 @@ def test_unreadable_manifests_and_missing_artifacts_are_refused(tmp_path, saved)
     (saved / "manifest.json").write_text("[1, 2]")
     with pytest.raises(ArtifactError, match="object"):
         load_artifact(saved)
+
+
+def test_popular_items_come_back_in_order_and_may_name_items_the_model_does_not_know(saved):
+    assert load_artifact(saved).popular_items == POPULAR
+
+
+def test_an_artifact_written_without_popular_items_loads_with_an_empty_list(tmp_path, model):
+    save_artifact(tmp_path / "a", model, ITEMS, {}, "0" * 64, {})
+    assert load_artifact(tmp_path / "a").popular_items == []
+
+
+def test_an_artifact_written_before_popularity_existed_loads_with_an_empty_list():
+    assert not (ARTIFACT_BEFORE_POPULARITY / "popularity.json").exists()
+    artifact = load_artifact(ARTIFACT_BEFORE_POPULARITY)
+    assert artifact.item_ids == ["a", "b", "c"] and artifact.popular_items == []
+
+
+def test_a_tampered_popularity_file_is_refused(saved):
+    data = (saved / "popularity.json").read_bytes()
+    (saved / "popularity.json").write_bytes(data.replace(b"item-3", b"item-4"))
+    with pytest.raises(ArtifactError, match=r"popularity\.json: sha256 .* does not match"):
+        load_artifact(saved)
+
+
+def test_a_missing_popularity_file_is_refused(saved):
+    (saved / "popularity.json").unlink()
+    with pytest.raises(ArtifactError, match=r"cannot read .*popularity\.json"):
+        load_artifact(saved)
+
+
+def test_a_popularity_file_the_manifest_does_not_vouch_for_is_refused(saved):
+    manifest = json.loads((saved / "manifest.json").read_text())
+    del manifest["popularity_sha256"]
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="no popularity_sha256"):
+        load_artifact(saved)
+
+
+def test_a_popularity_checksum_that_is_not_a_digest_is_refused(saved):
+    rewrite_manifest(saved, popularity_sha256=7)
+    with pytest.raises(ArtifactError, match="popularity_sha256 is not a sha256"):
+        load_artifact(saved)
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ({"item-3": 1.0}, "pairs"),
+        ([["item-3", 1.0, "extra"]], "pairs"),
+        ([[3, 1.0]], "string ids"),
+        ([["item-3", float("nan")]], "finite"),
+        ([["item-3", 10**400]], "finite"),
+        ([["item-3", -1.0]], ">= 0"),
+        ([["item-3", True]], "finite numbers"),
+        ([["item-3", 1.0], ["item-4", 2.0]], "ordered by weight"),
+        ([["item-3", 2.0], ["item-3", 1.0]], "distinct"),
+        ([[f"i{n}", 1.0] for n in range(POPULAR_ITEMS_MAX + 1)], f"at most {POPULAR_ITEMS_MAX}"),
+    ],
+)
+def test_a_forged_popularity_file_with_a_matching_checksum_is_refused_for_its_content(
+    saved, entries, message
+):
+    replace_popularity(saved, entries)
+    with pytest.raises(ArtifactError, match=message):
+        load_artifact(saved)
+
+
+def test_unparsable_popularity_is_refused(saved):
+    data = b'[["item-3", 1.0'
+    (saved / "popularity.json").write_bytes(data)
+    rewrite_manifest(saved, popularity_sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(ArtifactError, match=r"popularity\.json: not valid JSON"):
+        load_artifact(saved)
+
+
+@pytest.mark.parametrize(
+    "popular",
+    [[("a", 1.0), ("b", 2.0)], [("a", 1.0), ("a", 0.5)], [("a", float("inf"))]],
+)
+def test_save_refuses_popular_items_it_could_not_load_back(tmp_path, model, popular):
+    with pytest.raises(ValueError, match="popular items"):
+        save_artifact(tmp_path / "a", model, ITEMS, {}, "0" * 64, {}, popular)
+    assert not (tmp_path / "a").exists()

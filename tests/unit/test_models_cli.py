@@ -7,6 +7,8 @@ import re
 import pytest
 
 from models.artifact import load_artifact
+from models.event_files import read_event_table
+from models.popularity import recent_popularity
 from models.presets import write_preset_file
 from models.synthetic import write_synthetic_sessions
 from models.train import TrainConfig
@@ -34,6 +36,15 @@ def test_train_writes_an_artifact_with_the_chosen_settings(tmp_path, data, capsy
     assert artifact.config["seed"] == 3 and artifact.config["epochs"] == 1
     assert 0 <= artifact.metrics["recall@20"] <= 1 and artifact.metrics["train_seconds"] > 0
     assert artifact.version in capsys.readouterr().out
+
+
+def test_train_stores_the_recent_popularity_of_its_training_events(tmp_path, data):
+    train, _ = data
+    out = tmp_path / "model"
+    assert main(["train", "--data", str(train), "--epochs", "1", *SMALL, "--out", str(out)]) == 0
+    table = read_event_table(train)
+    expected = recent_popularity(table.items, table.times, table.event_types)
+    assert load_artifact(out).popular_items == expected and len(expected) == 30
 
 
 def test_evaluate_prints_a_table_and_writes_json(tmp_path, data, capsys):
