@@ -31,7 +31,7 @@ def build_worker(settings: Settings) -> Worker:
     app.topics.add(topics.events)  # subscribed for the router; no stream reads it
     states = RocksDBStateStore(app, settings)
     models = ModelFeed(settings)
-    router = app.router = Router(app, settings, app.offset_guard, topics.dead_letters)
+    router = app.event_router = Router(app, settings, app.offset_guard, topics.dead_letters)
     batches = BatchProcessor(settings, states, models.holder, KafkaOutbox(app, topics))
     worker = Worker(settings, app, topics, states, models, app.offset_guard, router, batches)
     register_agents(worker)

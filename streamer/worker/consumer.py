@@ -87,7 +87,7 @@ class FetchDeliveringConsumer(faust_aiokafka.Consumer):
 
     async def _deliver(self, records: AsyncIterator[tuple[TP, Message]]) -> None:
         read_offset = self._read_offset
-        router = self.app.router
+        router = self.app.event_router
         routed: list[Message] = []
         since_yield = 0
         async for tp, message in records:

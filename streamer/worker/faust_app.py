@@ -30,7 +30,9 @@ class StreamrecApp(faust.App):
 
     shutdown_timeout_s: float = 30.0
     offset_guard: OffsetGuard  # what the agents may apply, and what the consumer may commit
-    router: "Router"  # takes the consumer's input records (set by build_worker)
+    # Takes the consumer's input records (set by build_worker). Not `router`: that is Faust's table
+    # router, which web views use to find the worker holding a key.
+    event_router: "Router"
     streamrec_settings: Settings | None = None
 
     def worker_init(self) -> None:
