@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from schemas.api import ApiError, ApiRecommendations, SessionRequest
 from schemas.dead_letters import DeadLetterMessage
 from schemas.events import EventMessage
 from schemas.model_updates import ModelAnnouncement
@@ -22,12 +23,15 @@ PUBLISHED: dict[str, tuple[type[msgspec.Struct], str]] = {
     "recommendation": (Recommendation, "Recommendation list"),
     "dead-letter": (DeadLetterMessage, "Dead letter"),
     "model-update": (ModelAnnouncement, "Model announcement"),
+    "api-session-request": (SessionRequest, "Query API: POST /recommendations body"),
+    "api-recommendations": (ApiRecommendations, "Query API: recommendations answer"),
+    "api-error": (ApiError, "Query API: error answer"),
 }
 
 
 @cache
 def load_schema(name: str) -> dict:
-    """The committed schema ``name``: ``event``, ``recommendation``, ``dead-letter`` or ``model-update``."""
+    """The committed schema ``name``: a key of :data:`PUBLISHED`."""
     committed = resources.files("schemas").joinpath("json", f"{name}.schema.json")
     return msgspec.json.decode(committed.read_bytes())
 

@@ -4,8 +4,9 @@ names the field.
 Reasons are metric labels and dead-letter fields that producers and dashboards count, so they stay
 those of the hand-written validators msgspec replaced: a field absent or null is ``missing_field``;
 another JSON type, a number no float can hold, or a value outside its constraints is ``wrong_type``;
-bytes that are not one JSON object are ``malformed_json``. A message type may give a field's
-problems a reason of their own (an event's ``event_type``: ``unknown_event_type``).
+bytes that are not one JSON object are ``malformed_json``; a field a message type does not define,
+where it forbids unknown fields (the query API's requests), is ``unknown_field``. A message type may
+give a field's problems a reason of their own (an event's ``event_type``: ``unknown_event_type``).
 
 msgspec refuses NaN, Infinity and lone surrogate escapes (``"\\ud800"``) as malformed JSON, giving
 only their byte offset; they were ``wrong_type`` before and still are.
@@ -39,6 +40,7 @@ DEFAULT_REASONS = {
 
 _LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]*)`")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
 _BYTE_OFFSET = re.compile(r"\(byte (?P<offset>\d+)\)$")
 
 
@@ -51,6 +53,9 @@ def from_validation_error(error: msgspec.ValidationError, field_reasons: FieldRe
     if missing := _MISSING_FIELD.match(message):
         field = f"{field}.{missing['name']}" if field else missing["name"]
         return _invalid(Problem.MISSING, field, f"'{field}' is required", field_reasons)
+    if unknown := _UNKNOWN_FIELD.match(message):  # only from Structs that forbid unknown fields
+        field = f"{field}.{unknown['name']}" if field else unknown["name"]
+        return InvalidMessage("unknown_field", f"'{field}' is not a field of this message"[:MAX_DETAIL_CHARS])
     if not field:  # the message itself has the wrong type: an array, a string, a number
         return InvalidMessage("malformed_json", f"expected a JSON object, {message.partition(', ')[2]}")
     if message.endswith("got `null`"):
