@@ -409,7 +409,15 @@ SETTINGS: dict[str, Setting] = {
             "worker.web_port",
             "6066",
             _integer(1, 65535),
-            "HTTP port for health and metrics",
+            "HTTP port for health, metrics and the query API",
+        ),
+        Setting(
+            "STREAMREC_WEB_HOST",
+            "worker.web_host",
+            "",
+            _optional_text,
+            "host name or address at which the other workers reach this one's web port (queries for "
+            "its users are forwarded there); default: the machine's host name",
         ),
         Setting(
             "STREAMREC_LOG_LEVEL",
@@ -496,6 +504,7 @@ class WorkerSettings:
     shutdown_timeout_s: float
     broker_grace_s: float
     web_port: int
+    web_host: str | None
 
 
 @dataclass(frozen=True)

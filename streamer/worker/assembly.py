@@ -11,6 +11,7 @@ import torch
 
 from streamer.common.settings import ConfigError, Settings
 from streamer.worker.agents import register_agents
+from streamer.worker.api import register_api
 from streamer.worker.batches import BatchProcessor
 from streamer.worker.faust_app import create_app
 from streamer.worker.model_feed import ModelFeed
@@ -36,6 +37,7 @@ def build_worker(settings: Settings) -> Worker:
     worker = Worker(settings, app, topics, states, models, app.offset_guard, router, batches)
     register_agents(worker)
     register_pages(worker)
+    register_api(worker)
     return worker
 
 

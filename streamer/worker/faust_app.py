@@ -82,6 +82,8 @@ def create_app(settings: Settings) -> StreamrecApp:
         # A new deployment starts from the oldest retained event rather than skipping the backlog.
         consumer_auto_offset_reset="earliest",
         web_port=settings.worker.web_port,
+        # Faust's default is the machine's host name; the assignor tells the group this URL.
+        **({"web_host": settings.worker.web_host} if settings.worker.web_host else {}),
         web_in_thread=False,
         logging_config=logging_config(settings.log.format, settings.log.level),
     )

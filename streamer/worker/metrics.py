@@ -55,3 +55,16 @@ FETCH_GAPS = Counter(
     "Times a partition jumped past unseen offsets (a rebalance dropped fetched records) and was re-read",
     registry=REGISTRY,
 )
+API_REQUEST_SECONDS = Histogram(
+    "streamrec_api_request_seconds",
+    "Web requests by route and status, from arrival to answer (forwarding included); _count counts them",
+    ["route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+API_FORWARDED = Counter(
+    "streamrec_api_forwarded",
+    "Query API requests forwarded to the worker holding the user's state, by the status it answered",
+    ["status"],
+    registry=REGISTRY,
+)

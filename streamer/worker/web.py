@@ -1,10 +1,12 @@
-"""HTTP endpoints on the worker's web port: liveness, readiness and Prometheus metrics."""
+"""HTTP endpoints on the worker's web port: liveness, readiness and Prometheus metrics (the query API:
+:mod:`streamer.worker.api`)."""
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamer.worker.broker_watch import BrokerWatch
 from streamer.worker.metrics import BROKER_CONNECTED, REGISTRY, TABLES_RECOVERED
+from streamer.worker.owners import state_recovered
 from streamer.worker.parts import Worker
 
 
@@ -19,7 +21,7 @@ def register_pages(worker: Worker) -> None:
     def readiness() -> dict[str, bool]:
         """What readiness needs: a model to serve, table state fully recovered from the changelog,
         and Kafka answering (within the grace period)."""
-        recovered = app.tables.recovery.completed.is_set() and not app.in_recovery and not app.rebalancing
+        recovered = state_recovered(app)
         connected = broker.connected()
         TABLES_RECOVERED.set(1 if recovered else 0)
         BROKER_CONNECTED.set(1 if connected else 0)

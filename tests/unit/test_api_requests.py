@@ -88,7 +88,11 @@ def test_a_session_without_event_types_is_all_clicks_and_may_be_empty():
         (b'{"items": ["a", "b"], "event_types": ["click"]}', "wrong_type", "'event_types'"),
         (b'{"items": ["a"], "exclusions": ["b"]}', "unknown_field", "'exclusions'"),
         (json.dumps({"items": ["a"] * (MAX_SESSION_ITEMS + 1)}).encode(), "too_many_items", "'items'"),
-        (json.dumps({"items": [], "exclude": ["a"] * (MAX_EXCLUDED + 1)}).encode(), "too_many_items", "'exclude'"),
+        (
+            json.dumps({"items": [], "exclude": ["a"] * (MAX_EXCLUDED + 1)}).encode(),
+            "too_many_items",
+            "'exclude'",
+        ),
         (b'{"items": ["' + b"a" * (1 << 20) + b'"]}', "oversized", "message is"),
     ],
 )
