@@ -1,5 +1,5 @@
 """The one place where a worker is put together: settings in, a ready Faust app with its topics,
-state store, model feed, guards, agents and web pages out. Nothing is built at import time.
+state store, model and catalog feeds, guards, agents and web pages out. Nothing is built at import time.
 
 ``streamrec worker`` runs :func:`worker_from_env`; ``faust -A streamer.app worker`` imports
 :mod:`streamer.app`, which does the same.
@@ -12,6 +12,7 @@ import torch
 from streamer.common.settings import ConfigError, Settings
 from streamer.worker.agents import register_agents
 from streamer.worker.batches import BatchProcessor
+from streamer.worker.catalog import CatalogFeed
 from streamer.worker.faust_app import create_app
 from streamer.worker.model_feed import ModelFeed
 from streamer.worker.outbox import KafkaOutbox
@@ -31,9 +32,10 @@ def build_worker(settings: Settings) -> Worker:
     app.topics.add(topics.events)  # subscribed for the router; no stream reads it
     states = RocksDBStateStore(app, settings)
     models = ModelFeed(settings)
+    catalog = CatalogFeed(settings)
     router = app.router = Router(app, settings, app.offset_guard, topics.dead_letters)
     batches = BatchProcessor(settings, states, models.holder, KafkaOutbox(app, topics))
-    worker = Worker(settings, app, topics, states, models, app.offset_guard, router, batches)
+    worker = Worker(settings, app, topics, states, models, app.offset_guard, router, batches, catalog)
     register_agents(worker)
     register_pages(worker)
     return worker

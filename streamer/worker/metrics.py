@@ -55,3 +55,14 @@ FETCH_GAPS = Counter(
     "Times a partition jumped past unseen offsets (a rebalance dropped fetched records) and was re-read",
     registry=REGISTRY,
 )
+CATALOG_RECORDS_REFUSED = Counter(
+    "streamrec_catalog_records_refused",
+    "Item-catalog records ignored as malformed (the item keeps its previous entry)",
+    ["reason"],
+    registry=REGISTRY,
+)
+CATALOG_UNAVAILABLE = Gauge(
+    "streamrec_catalog_unavailable_items",
+    "Items the item-catalog topic marks unavailable (never listed)",
+    registry=REGISTRY,
+)
