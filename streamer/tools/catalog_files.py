@@ -62,8 +62,13 @@ def read_catalog_file(path: Path) -> list[CatalogRecord]:
         raise CatalogFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise CatalogFileError(f"{path}: {exc.strerror}") from None
-    first = text.lstrip()[:1]
-    records = _json_lines(path, text) if first == "{" else _table(path, text)
+    start = text.lstrip()[:1]
+    if start == "{":
+        records = _json_lines(path, text)
+    elif start:
+        records = _table(path, text)
+    else:
+        records = []
     if not records:
         raise CatalogFileError(f"{path}: no items")
     return records
@@ -86,7 +91,7 @@ def _json_lines(path: Path, text: str) -> list[CatalogRecord]:
 def _table(path: Path, text: str) -> list[CatalogRecord]:
     header_line = text.lstrip().partition("\n")[0]
     rows = csv.reader(io.StringIO(text), delimiter="\t" if "\t" in header_line else ",")
-    header = [name.strip() for name in next(rows)]
+    header = [name.strip() for name in next(row for row in rows if row)]
     missing = [name for name in (ID_COLUMN, AVAILABLE_COLUMN) if name not in header]
     if missing:
         raise CatalogFileError(
