@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from schemas.catalog import CatalogEntry
 from schemas.dead_letters import DeadLetterMessage
 from schemas.events import EventMessage
 from schemas.model_updates import ModelAnnouncement
@@ -22,12 +23,14 @@ PUBLISHED: dict[str, tuple[type[msgspec.Struct], str]] = {
     "recommendation": (Recommendation, "Recommendation list"),
     "dead-letter": (DeadLetterMessage, "Dead letter"),
     "model-update": (ModelAnnouncement, "Model announcement"),
+    "catalog-entry": (CatalogEntry, "Item catalog entry"),
 }
 
 
 @cache
 def load_schema(name: str) -> dict:
-    """The committed schema ``name``: ``event``, ``recommendation``, ``dead-letter`` or ``model-update``."""
+    """The committed schema ``name``: ``event``, ``recommendation``, ``dead-letter``, ``model-update`` or
+    ``catalog-entry``."""
     committed = resources.files("schemas").joinpath("json", f"{name}.schema.json")
     return msgspec.json.decode(committed.read_bytes())
 

@@ -141,6 +141,13 @@ SETTINGS: dict[str, Setting] = {
             "compacted topic on which the retrainer announces promoted models",
         ),
         Setting(
+            "STREAMREC_CATALOG_TOPIC",
+            "topics.catalog",
+            "item-catalog",
+            _text,
+            "compacted topic of item availability (key: item id); unavailable items are never listed",
+        ),
+        Setting(
             "STREAMREC_MODEL_STORE",
             "models.store",
             "var/models/store",
@@ -482,6 +489,7 @@ class TopicsSettings:
     partitions: int
     model_updates: str
     replication_factor: int
+    catalog: str
 
 
 @dataclass(frozen=True)

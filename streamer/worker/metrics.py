@@ -84,3 +84,14 @@ LISTS_BY_BASIS = Counter(
     ["basis"],
     registry=REGISTRY,
 )
+CATALOG_RECORDS_REFUSED = Counter(
+    "streamrec_catalog_records_refused",
+    "Item-catalog records ignored as malformed (the item keeps its previous entry)",
+    ["reason"],
+    registry=REGISTRY,
+)
+CATALOG_UNAVAILABLE = Gauge(
+    "streamrec_catalog_unavailable_items",
+    "Items the item-catalog topic marks unavailable (never listed)",
+    registry=REGISTRY,
+)

@@ -16,13 +16,11 @@ import asyncio
 import logging
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka import TopicPartition
 
 from models.artifact import ModelArtifact, load_artifact
 from schemas.model_updates import ModelAnnouncement, is_history_key
 from streamer.common.admin import ensure_model_updates_topic
-from streamer.common.kafka_config import aiokafka_config
 from streamer.common.settings import Settings
 from streamer.registry import (
     AnnouncementRefused,
@@ -32,12 +30,11 @@ from streamer.registry import (
     parse_announcement,
 )
 from streamer.worker.engine import Recommender, ServingContext
+from streamer.worker.following import started_consumer
 from streamer.worker.metrics import MODEL_INFO, MODEL_SWAP_REFUSED
 from streamer.worker.policy import ServingPolicy, serving_policy
 
 log = logging.getLogger(__name__)
-
-FOLLOW_RETRY_S = 2.0
 
 
 def count_refusal(refusal: AnnouncementRefused) -> None:
@@ -112,7 +109,7 @@ class ModelFeed:
     async def follow(self) -> None:
         """Stage every sound model announced after start, for as long as the worker runs."""
         tp = TopicPartition(self.settings.topics.model_updates, 0)
-        consumer = await self._started_consumer()
+        consumer = await started_consumer(self.settings, "model updates")
         try:
             consumer.assign([tp])
             consumer.seek(tp, self._follow_from)
@@ -129,21 +126,6 @@ class ModelFeed:
                     await self._consider(announcement)
         finally:
             await consumer.stop()
-
-    async def _started_consumer(self) -> AIOKafkaConsumer:
-        """A started consumer, retried while Kafka cannot be reached: this runs as a Faust task once
-        the worker is ready, and a task that raises stops the whole worker."""
-        while True:
-            consumer = AIOKafkaConsumer(
-                group_id=None, enable_auto_commit=False, **aiokafka_config(self.settings)
-            )
-            try:
-                await consumer.start()
-                return consumer
-            except KafkaConnectionError as exc:
-                await consumer.stop()
-                log.warning("cannot follow model updates yet, retrying in %s s: %s", FOLLOW_RETRY_S, exc)
-                await asyncio.sleep(FOLLOW_RETRY_S)
 
     def recommender(self, artifact: ModelArtifact | None) -> Recommender:
         """A recommender serving ``artifact`` (None: popularity only) under this worker's policy and
