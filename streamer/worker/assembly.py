@@ -17,9 +17,9 @@ from streamer.worker.engine import ServingContext
 from streamer.worker.faust_app import create_app
 from streamer.worker.model_feed import ModelFeed
 from streamer.worker.outbox import KafkaOutbox
+from streamer.worker.parts import Worker
 from streamer.worker.policy import serving_policy
 from streamer.worker.popularity import StreamPopularity
-from streamer.worker.parts import Worker
 from streamer.worker.routing import Router
 from streamer.worker.store.rocksdb import RocksDBStateStore
 from streamer.worker.topics import declare_topics
