@@ -56,7 +56,7 @@ class RunSpec:
 def source_of(value: bytes) -> tuple[Position, str]:
     """(source position, model version) of a list, reading only the tail and one field."""
     start = value.rfind(b'"source":')
-    source = json.loads(value[start + 9 : -1])
+    source = json.loads(value[start + 9 : value.index(b"}", start) + 1])
     at = value.find(b'"model_version":"') + 17
     version = value[at : value.find(b'"', at)].decode()
     return (source["topic"], source["partition"], source["offset"]), version

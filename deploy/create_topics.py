@@ -8,6 +8,7 @@ create topics. Topics that exist are kept; one with the wrong partition count fa
 * ``<app id>-user-state-changelog`` (Faust's table changelog): as many partitions, compacted
 * ``<app id>-__assignor-__leader`` (Faust's leader election): 1 partition
 * model updates: 1 partition, compacted
+* item catalog: 1 partition, compacted (an existing one may have more)
 
 Configured by the same environment as the workers (ConfigMap and Secret). Run by the create-topics
 Job, or by hand: ``python deploy/create_topics.py``.
@@ -15,7 +16,12 @@ Job, or by hand: ``python deploy/create_topics.py``.
 
 from kafka.admin import NewTopic
 
-from streamer.common.admin import create_missing_topics, ensure_model_updates_topic, ensure_topics
+from streamer.common.admin import (
+    create_missing_topics,
+    ensure_catalog_topic,
+    ensure_model_updates_topic,
+    ensure_topics,
+)
 from streamer.common.settings import Settings
 
 
@@ -39,6 +45,7 @@ def main() -> None:
     ensure_topics(settings)
     create_missing_topics(settings, faust_topics(settings))
     ensure_model_updates_topic(settings)
+    ensure_catalog_topic(settings)
     print("streamrec topics are in place")
 
 

@@ -7,8 +7,9 @@ Wire format (JSON object)::
      "original_b64": "bm90IGpzb24=", "received_at": 1763797080.123, "original_key_b64": "dS00Mg=="}
 
 Reasons: ``oversized``, ``malformed_json``, ``missing_field``, ``wrong_type``,
-``unknown_event_type``, ``absurd_timestamp``, ``unknown_item``, ``unprocessable`` (anything else
-that failed while applying the record; the detail names the error).
+``unknown_event_type``, ``absurd_timestamp``, ``unprocessable`` (anything else that failed while
+applying the record; the detail names the error). ``unknown_item`` is no longer written (an item the
+model does not know gets a list now) but still read, for dead letters written before.
 
 A dead letter always fits in a Kafka message: an original value longer than
 :data:`MAX_ORIGINAL_BYTES` (or key longer than :data:`MAX_ORIGINAL_KEY_BYTES`) is kept as its

@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from schemas.api import ApiError, ApiRecommendations, SessionRequest
+from schemas.catalog import CatalogEntry
 from schemas.dead_letters import DeadLetterMessage
 from schemas.events import EventMessage
 from schemas.model_updates import ModelAnnouncement
@@ -23,6 +24,7 @@ PUBLISHED: dict[str, tuple[type[msgspec.Struct], str]] = {
     "recommendation": (Recommendation, "Recommendation list"),
     "dead-letter": (DeadLetterMessage, "Dead letter"),
     "model-update": (ModelAnnouncement, "Model announcement"),
+    "catalog-entry": (CatalogEntry, "Item catalog entry"),
     "api-session-request": (SessionRequest, "Query API: POST /recommendations body"),
     "api-recommendations": (ApiRecommendations, "Query API: recommendations answer"),
     "api-error": (ApiError, "Query API: error answer"),

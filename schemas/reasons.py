@@ -38,7 +38,8 @@ DEFAULT_REASONS = {
     Problem.BAD_VALUE: "wrong_type",
 }
 
-_LOCATION = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+# A key of an object is located as "at `key` in `$.field`".
+_LOCATION = re.compile(r" - at (?P<key>`key` in )?`\$\.?(?P<path>[^`]*)`$")
 _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]*)`")
 _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
 _BYTE_OFFSET = re.compile(r"\(byte (?P<offset>\d+)\)$")
@@ -48,7 +49,7 @@ def from_validation_error(error: msgspec.ValidationError, field_reasons: FieldRe
     """The JSON was well formed, but a field (or the whole message) does not fit the contract."""
     message = str(error)
     located = _LOCATION.search(message)
-    field = located["path"] if located else ""
+    field = (located["path"] + ("[key]" if located["key"] else "")) if located else ""
     message = message[: located.start()] if located else message
     if missing := _MISSING_FIELD.match(message):
         field = f"{field}.{missing['name']}" if field else missing["name"]

@@ -7,14 +7,15 @@ Wire format (JSON object)::
      "model_version": "20261122T073800Z-3f2a1c9e",
      "event_id": "e-1", "event_time": 1396860669.277,
      "produced_at": 1763797080.123,
-     "source": {"topic": "click", "partition": 0, "offset": 1234}}
+     "source": {"topic": "click", "partition": 0, "offset": 1234},
+     "basis": "model"}                                           # or "popularity"
 
 ``source`` names the event that triggered the list, so a consumer can de-duplicate lists re-sent
-after a crash (they are identical to the first). Scores are written rounded to
-:data:`SCORE_DECIMALS` places.
+after a crash (they are identical to the first, unless popularity ranked them: ``basis``). Scores
+are written rounded to :data:`SCORE_DECIMALS` places.
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -55,6 +56,10 @@ class Recommendation(msgspec.Struct, frozen=True, gc=False):
     event_time: float
     produced_at: Annotated[float, Meta(description="unix seconds when the list was built")]
     source: SourcePosition
+    basis: Annotated[
+        Literal["model", "popularity"],
+        Meta(description="model: ranked by model_version; popularity: the model had nothing to say"),
+    ] = "model"
 
     def to_bytes(self) -> bytes:
         rounded = tuple(RankedItem(item.item_id, round(item.score, SCORE_DECIMALS)) for item in self.items)

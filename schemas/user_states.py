@@ -29,6 +29,10 @@ class StoredUserState(msgspec.Struct, array_like=True, frozen=True):
     applied: dict[str, int]  # "topic/partition" -> highest offset applied
     events_seen: int
     recent_events: bytes  # digests of the most recent event ids, newest last
+    bought: list[str] = []  # items bought, oldest first, bounded
+    bought_at: list[float] = []  # their event times
+    last_list: list[str] = []  # the items of the last list served from a model, best first
+    last_list_version: str = ""  # the model version that served it
 
 
 _ENCODER = msgspec.msgpack.Encoder()

@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "streamer.tools.score_stream",
         "score the recommendations topic against the replayed events",
     ),
+    "catalog": (
+        "streamer.tools.catalog_cli",
+        "publish item availability (sold out, back in stock) on the item-catalog topic",
+    ),
 }
 
 

@@ -23,13 +23,18 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
 
 def ensure_model_updates_topic(settings: Settings) -> None:
     """One compacted partition: announcements are totally ordered and the latest is always kept."""
-    spec = NewTopic(
-        settings.topics.model_updates,
-        1,
-        settings.topics.replication_factor,
-        topic_configs={"cleanup.policy": "compact"},
-    )
-    create_missing_topics(settings, [spec])
+    create_missing_topics(settings, [_compacted_topic(settings, settings.topics.model_updates)])
+
+
+def ensure_catalog_topic(settings: Settings) -> None:
+    """Compacted, so each item's latest record is always kept; one partition when created here. An
+    existing topic may have more: its readers follow every partition."""
+    spec = _compacted_topic(settings, settings.topics.catalog)
+    create_missing_topics(settings, [spec], check_partitions=False)
+
+
+def _compacted_topic(settings: Settings, name: str) -> NewTopic:
+    return NewTopic(name, 1, settings.topics.replication_factor, topic_configs={"cleanup.policy": "compact"})
 
 
 def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:

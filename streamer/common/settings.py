@@ -141,6 +141,13 @@ SETTINGS: dict[str, Setting] = {
             "compacted topic on which the retrainer announces promoted models",
         ),
         Setting(
+            "STREAMREC_CATALOG_TOPIC",
+            "topics.catalog",
+            "item-catalog",
+            _text,
+            "compacted topic of item availability (key: item id); unavailable items are never listed",
+        ),
+        Setting(
             "STREAMREC_MODEL_STORE",
             "models.store",
             "var/models/store",
@@ -168,6 +175,35 @@ SETTINGS: dict[str, Setting] = {
             "false",
             _flag,
             "leave the item just interacted with out of its list",
+        ),
+        Setting(
+            "STREAMREC_EXCLUDE_SESSION_ITEMS",
+            "worker.exclude_session_items",
+            "false",
+            _flag,
+            "leave the items of the user's current session out of its lists",
+        ),
+        Setting(
+            "STREAMREC_EXCLUDE_BOUGHT_S",
+            "worker.exclude_bought_s",
+            "0",
+            _number(0, 10 * 365 * 86400),
+            "leave items the user bought within this many seconds (event time) out of its lists; 0: off",
+        ),
+        Setting(
+            "STREAMREC_BOUGHT_ITEMS",
+            "worker.bought_items",
+            "50",
+            _integer(1, 10_000),
+            "most recent bought items kept per user for STREAMREC_EXCLUDE_BOUGHT_S",
+        ),
+        Setting(
+            "STREAMREC_POPULARITY_HALF_LIFE_S",
+            "worker.popularity_half_life_s",
+            "21600",
+            _number(1, 365 * 86400),
+            "half-life (event time) of the popularity the worker counts from the stream, served when no "
+            "model is loaded and the model carries none",
         ),
         Setting(
             "STREAMREC_SCORER",
@@ -461,6 +497,7 @@ class TopicsSettings:
     partitions: int
     model_updates: str
     replication_factor: int
+    catalog: str
 
 
 @dataclass(frozen=True)
@@ -487,6 +524,10 @@ class WorkerSettings:
     data_dir: Path
     top_k: int
     exclude_current_item: bool
+    exclude_session_items: bool
+    exclude_bought_s: float
+    bought_items: int
+    popularity_half_life_s: float
     scorer: str
     ann_from_items: int
     ann_candidates: int

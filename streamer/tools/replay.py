@@ -140,7 +140,7 @@ def replay(
     except KafkaError as error:  # send() found no metadata or buffer space within max_block_ms
         reason = _describe(error)
     finally:
-        _close(producer, deliveries.completed == deliveries.sent, timeout_s)
+        close_producer(producer, deliveries.completed == deliveries.sent, timeout_s)
     delivered = deliveries.prefix()
     if delivered == len(events):
         return delivered
@@ -202,7 +202,7 @@ class _Deliveries:
             self._completion.notify_all()
 
 
-def _close(producer: Any, all_completed: bool, timeout_s: float) -> None:
+def close_producer(producer: Any, all_completed: bool, timeout_s: float) -> None:
     """Close ``producer``; with sends still pending, abandon them at once. kafka-python's close()
     would raise KafkaTimeoutError from its flush, and again from ``__del__`` (a traceback on stderr):
     its public API cannot drop pending sends, its sender's ``force_close`` can (it fails them)."""

@@ -33,6 +33,7 @@ def register_agents(worker: Worker) -> None:
         # Before the worker joins the group: a missing or bad model stops it here, with the reason.
         # Faust sends this signal twice when started through app.main(); load once.
         if worker.models.holder.version is None:
+            worker.catalog.load_initial()  # the whole catalog before serving: no sold-out item listed
             worker.models.load_initial()
             freeze_startup_heap()
 
@@ -43,6 +44,10 @@ def register_agents(worker: Worker) -> None:
     @app.task
     async def follow_model_updates() -> None:
         await worker.models.follow()
+
+    @app.task
+    async def follow_catalog() -> None:
+        await worker.catalog.follow()
 
     @app.task
     async def route_input() -> None:

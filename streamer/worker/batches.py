@@ -16,10 +16,12 @@ from streamer.worker.engine import BatchResult
 from streamer.worker.metrics import (
     BATCH_SIZE,
     DUPLICATES,
+    LISTS_BY_BASIS,
     LISTS_OUT,
     NEW_SESSIONS,
     REENCODED,
     REPEATED_EVENTS,
+    UNKNOWN_ITEMS,
 )
 from streamer.worker.model_feed import ModelHolder
 from streamer.worker.outbox import Outbox
@@ -54,7 +56,7 @@ class BatchProcessor:
 
         states = self.states.read(partition_of_user)
         result = self.models.for_next_batch().apply(parsed, states)
-        result.dead_letters[:0] = dead_letters
+        result.dead_letters = dead_letters
         await self.outbox.publish(result.lists, result.dead_letters)
         await self.states.write(result.states, partition_of_user)
         _count(result)
@@ -67,3 +69,7 @@ def _count(result: BatchResult) -> None:
     REPEATED_EVENTS.inc(result.repeats)
     REENCODED.inc(result.reencoded)
     NEW_SESSIONS.inc(result.new_sessions)
+    UNKNOWN_ITEMS.inc(result.unknown_items)
+    LISTS_BY_BASIS.labels("popularity").inc(result.popularity_lists)
+    LISTS_BY_BASIS.labels("model").inc(len(result.lists) - result.popularity_lists)
+    result.outcomes.publish()

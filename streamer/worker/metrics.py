@@ -55,6 +55,46 @@ FETCH_GAPS = Counter(
     "Times a partition jumped past unseen offsets (a rebalance dropped fetched records) and was re-read",
     registry=REGISTRY,
 )
+UNKNOWN_ITEMS = Counter(
+    "streamrec_unknown_items",
+    "Events on an item the serving model does not know: listed from the unchanged state or popularity",
+    registry=REGISTRY,
+)
+ONLINE_PREDICTIONS = Counter(
+    "streamrec_online_predictions",
+    "Served lists followed by an event of the same session, by the version that ranked the list",
+    ["version"],
+    registry=REGISTRY,
+)
+ONLINE_HITS = Counter(
+    "streamrec_online_hits",
+    "Served lists that held the item of the user's next event, by the version that ranked the list",
+    ["version"],
+    registry=REGISTRY,
+)
+ONLINE_RECIPROCAL_RANK = Counter(
+    "streamrec_online_reciprocal_rank",
+    "Sum of 1/rank of the next event's item in the served list (0 when absent): MRR@K = this / predictions",
+    ["version"],
+    registry=REGISTRY,
+)
+LISTS_BY_BASIS = Counter(
+    "streamrec_lists_by_basis",
+    "Lists published, by what ranked them: model or popularity",
+    ["basis"],
+    registry=REGISTRY,
+)
+CATALOG_RECORDS_REFUSED = Counter(
+    "streamrec_catalog_records_refused",
+    "Item-catalog records ignored as malformed (the item keeps its previous entry)",
+    ["reason"],
+    registry=REGISTRY,
+)
+CATALOG_UNAVAILABLE = Gauge(
+    "streamrec_catalog_unavailable_items",
+    "Items the item-catalog topic marks unavailable (never listed)",
+    registry=REGISTRY,
+)
 API_REQUEST_SECONDS = Histogram(
     "streamrec_api_request_seconds",
     "Web requests by route and status, from arrival to answer (forwarding included); _count counts them",

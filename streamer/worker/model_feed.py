@@ -8,20 +8,19 @@ current model keeps serving.
 At start, a worker serves the newest announced model whose artifact verifies. That is what a running
 worker serves too: it switches to every sound announcement and keeps its model when one is refused,
 so a restarted worker lands on the same version as its peers. ``STREAMREC_MODEL_PATH`` is the
-fallback only when no announced model verifies.
+fallback only when no announced model verifies; when there is nothing there either, the worker serves
+popularity counted from the stream until the retrainer announces a first model.
 """
 
 import asyncio
 import logging
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka import TopicPartition
 
 from models.artifact import ModelArtifact, load_artifact
 from schemas.model_updates import ModelAnnouncement, is_history_key
 from streamer.common.admin import ensure_model_updates_topic
-from streamer.common.kafka_config import aiokafka_config
 from streamer.common.settings import Settings
 from streamer.registry import (
     AnnouncementRefused,
@@ -30,13 +29,12 @@ from streamer.registry import (
     newest_sound_announcement,
     parse_announcement,
 )
-from streamer.worker.engine import Recommender
+from streamer.worker.engine import Recommender, ServingContext
+from streamer.worker.following import started_consumer
 from streamer.worker.metrics import MODEL_INFO, MODEL_SWAP_REFUSED
 from streamer.worker.policy import ServingPolicy, serving_policy
 
 log = logging.getLogger(__name__)
-
-FOLLOW_RETRY_S = 2.0
 
 
 def count_refusal(refusal: AnnouncementRefused) -> None:
@@ -44,8 +42,9 @@ def count_refusal(refusal: AnnouncementRefused) -> None:
 
 
 class ModelHolder:
-    def __init__(self, policy: ServingPolicy) -> None:
+    def __init__(self, policy: ServingPolicy, context: ServingContext | None = None) -> None:
         self.policy = policy
+        self.context = context or ServingContext.standalone(policy)
         self.recommender: Recommender | None = None
         self._staged: Recommender | None = None
 
@@ -59,6 +58,10 @@ class ModelHolder:
         """Make ``recommender`` serve from the next micro-batch on."""
         self._staged = recommender
         log.info("model %s from %s staged; the next micro-batch uses it", recommender.version, source)
+
+    def serving(self) -> Recommender | None:
+        """The newest accepted recommender, for queries: the one the next micro-batch runs."""
+        return self._staged or self.recommender
 
     def for_next_batch(self) -> Recommender:
         """The recommender for the batch about to run, switching to a staged one first."""
@@ -77,28 +80,36 @@ class ModelHolder:
 class ModelFeed:
     """The model side of a worker: the first model at start, then every announced one."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, context: ServingContext | None = None) -> None:
         self.settings = settings
-        self.holder = ModelHolder(serving_policy(settings))
+        self.holder = ModelHolder(serving_policy(settings), context)
         self._follow_from = 0
 
     def load_initial(self) -> None:
-        """Stage the newest announced model that verifies, else ``STREAMREC_MODEL_PATH``; raise if
-        neither loads."""
+        """Stage the newest announced model that verifies, else ``STREAMREC_MODEL_PATH``, else no
+        model (popularity) if nothing is there; raise if that path holds something that does not load."""
         ensure_model_updates_topic(self.settings)
         sound, self._follow_from = newest_sound_announcement(self.settings, count_refusal)
         if sound is not None:
             announcement, artifact = sound
             self.holder.stage(self.recommender(artifact), artifact_path(self.settings, announcement))
             return
-        log.info("no announced model verifies; serving %s", self.settings.models.fallback)
         fallback = self.settings.models.fallback
+        if not fallback.exists():
+            log.warning(
+                "no announced model verifies and STREAMREC_MODEL_PATH (%s) does not exist: serving "
+                "popularity counted from the stream until a model is announced",
+                fallback,
+            )
+            self.holder.stage(self.recommender(None), fallback)
+            return
+        log.info("no announced model verifies; serving %s", fallback)
         self.holder.stage(self.recommender(load_artifact(fallback)), fallback)
 
     async def follow(self) -> None:
         """Stage every sound model announced after start, for as long as the worker runs."""
         tp = TopicPartition(self.settings.topics.model_updates, 0)
-        consumer = await self._started_consumer()
+        consumer = await started_consumer(self.settings, "model updates")
         try:
             consumer.assign([tp])
             consumer.seek(tp, self._follow_from)
@@ -116,24 +127,10 @@ class ModelFeed:
         finally:
             await consumer.stop()
 
-    async def _started_consumer(self) -> AIOKafkaConsumer:
-        """A started consumer, retried while Kafka cannot be reached: this runs as a Faust task once
-        the worker is ready, and a task that raises stops the whole worker."""
-        while True:
-            consumer = AIOKafkaConsumer(
-                group_id=None, enable_auto_commit=False, **aiokafka_config(self.settings)
-            )
-            try:
-                await consumer.start()
-                return consumer
-            except KafkaConnectionError as exc:
-                await consumer.stop()
-                log.warning("cannot follow model updates yet, retrying in %s s: %s", FOLLOW_RETRY_S, exc)
-                await asyncio.sleep(FOLLOW_RETRY_S)
-
-    def recommender(self, artifact: ModelArtifact) -> Recommender:
-        """A recommender serving ``artifact`` under this worker's policy (builds its scorer's index)."""
-        return Recommender(artifact, self.holder.policy)
+    def recommender(self, artifact: ModelArtifact | None) -> Recommender:
+        """A recommender serving ``artifact`` (None: popularity only) under this worker's policy and
+        context (builds its scorer's index)."""
+        return Recommender(artifact, self.holder.policy, self.holder.context)
 
     def _prepare(self, announcement: ModelAnnouncement) -> Recommender:
         return self.recommender(load_announced(self.settings, announcement))

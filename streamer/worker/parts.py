@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from streamer.common.settings import Settings
 from streamer.worker.batches import BatchProcessor
+from streamer.worker.catalog import CatalogFeed
 from streamer.worker.faust_app import StreamrecApp
 from streamer.worker.model_feed import ModelFeed
 from streamer.worker.offsets import OffsetGuard
@@ -22,3 +23,4 @@ class Worker:
     offset_guard: OffsetGuard  # what the agent may apply, and what the consumer may commit
     router: Router  # input records -> the sequencing topic or dead letters
     batches: BatchProcessor  # one micro-batch of sequenced records -> lists and states
+    catalog: CatalogFeed  # which items may be listed: the whole item-catalog topic at start, then followed

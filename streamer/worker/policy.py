@@ -1,5 +1,5 @@
-"""How a worker serves, whatever the model: list length, exclusions, what a session is and which
-scorer ranks the catalog."""
+"""How a worker serves, whatever the model: list length, business rules, what a session is and
+which scorer ranks the catalog."""
 
 from dataclasses import dataclass, field
 
@@ -12,6 +12,10 @@ from streamer.common.settings import Settings
 class ServingPolicy:
     top_k: int = 20
     exclude_current_item: bool = False
+    exclude_session_items: bool = False
+    exclude_bought_s: float = 0.0  # 0: bought items are not left out
+    bought_items: int = 50
+    popularity_half_life_s: float = 21600.0
     session_mode: str = "session"  # "session": zero state after a gap or a new session id; "user": carry over
     session_gap_s: float = 1800.0
     recent_items: int = 200
@@ -23,6 +27,10 @@ def serving_policy(settings: Settings) -> ServingPolicy:
     return ServingPolicy(
         top_k=settings.worker.top_k,
         exclude_current_item=settings.worker.exclude_current_item,
+        exclude_session_items=settings.worker.exclude_session_items,
+        exclude_bought_s=settings.worker.exclude_bought_s,
+        bought_items=settings.worker.bought_items,
+        popularity_half_life_s=settings.worker.popularity_half_life_s,
         session_mode=settings.sessions.mode,
         session_gap_s=settings.sessions.gap_s,
         recent_items=settings.worker.recent_items,

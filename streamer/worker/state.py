@@ -40,6 +40,13 @@ class UserState:
     events_seen: int = 0
     # Digests of the user's most recent event ids, newest last: an event sent twice is applied once.
     recent_events: bytes = b""
+    # Items the user bought (and when, event time), oldest first, bounded: a policy may leave them out.
+    bought: list[str] = field(default_factory=list)
+    bought_at: list[float] = field(default_factory=list)
+    # The last list a model served this user, and that model's version: the next event tells whether
+    # the list held its item (live quality metrics).
+    last_list: list[str] = field(default_factory=list)
+    last_list_version: str = ""
 
     def already_applied(self, topic: str, partition: int, offset: int) -> bool:
         return offset <= self.applied.get(f"{topic}/{partition}", -1)
@@ -69,6 +76,10 @@ class UserState:
                 self.applied,
                 self.events_seen,
                 self.recent_events,
+                self.bought,
+                self.bought_at,
+                self.last_list,
+                self.last_list_version,
             )
         )
 
@@ -91,6 +102,10 @@ class UserState:
             },
             events_seen=stored.events_seen,
             recent_events=stored.recent_events,
+            bought=stored.bought,
+            bought_at=stored.bought_at,
+            last_list=stored.last_list,
+            last_list_version=stored.last_list_version,
         )
 
 

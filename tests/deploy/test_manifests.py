@@ -405,6 +405,7 @@ def test_the_topics_job_creates_every_topic_with_its_partitions_and_policy(
         },
         "STREAMREC_DEAD_LETTER_TOPIC": f"{app_id}-dead-letters",
         "STREAMREC_MODEL_UPDATES_TOPIC": f"{app_id}-model-updates",
+        "STREAMREC_CATALOG_TOPIC": f"{app_id}-item-catalog",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -421,6 +422,7 @@ def test_the_topics_job_creates_every_topic_with_its_partitions_and_policy(
         f"{app_id}-user-state-changelog": (3, "compact"),
         f"{app_id}-__assignor-__leader": (1, "delete"),
         f"{app_id}-model-updates": (1, "compact"),
+        f"{app_id}-item-catalog": (1, "compact"),
     }
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap.split(","))
     try:

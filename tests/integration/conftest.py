@@ -57,6 +57,7 @@ class StreamerSetup:
             "STREAMREC_KAFKA_SESSION_TIMEOUT_S": "8",
             "STREAMREC_WEB_PORT": str(self.web_port),
             "STREAMREC_MODEL_UPDATES_TOPIC": f"{self.app_id}-model-updates",
+            "STREAMREC_CATALOG_TOPIC": f"{self.app_id}-item-catalog",
             "STREAMREC_MODEL_STORE": str(self.data_dir.parent / "model-store"),
             "STREAMREC_RETRAINER_DIR": str(self.data_dir.parent / "retrainer"),
             **(self.extra_env or {}),

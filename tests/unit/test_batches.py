@@ -78,9 +78,16 @@ def test_a_micro_batch_publishes_one_list_per_event_and_dead_letters_then_stores
     result = asyncio.run(processor(outbox, store).process([*records, unknown_item, not_a_frame]))
 
     lists = [Recommendation.from_bytes(value) for _, value in outbox.lists]
-    assert [(r.user_id, r.event_id) for r in lists] == [("alice", "e1"), ("bob", "e2"), ("alice", "e3")]
-    assert all(len(r.items) == 5 and r.model_version == "v1" for r in lists)
-    assert sorted(letter.reason for letter in outbox.dead_letters) == ["malformed_json", "unknown_item"]
+    lists.sort(key=lambda r: r.event_id)
+    assert [(r.user_id, r.event_id) for r in lists] == [
+        ("alice", "e1"),
+        ("bob", "e2"),
+        ("alice", "e3"),
+        ("carol", "e4"),
+    ]
+    assert all(len(r.items) == 5 and r.model_version == "v1" for r in lists[:3])
+    assert lists[3].basis == "popularity" and result.unknown_items == 1  # an item the model does not know
+    assert [letter.reason for letter in outbox.dead_letters] == ["malformed_json"]
     assert result.lists == outbox.lists
 
     alice = store.read({"alice": user_partition("alice", PARTITIONS)})["alice"]
@@ -90,7 +97,8 @@ def test_a_micro_batch_publishes_one_list_per_event_and_dead_letters_then_stores
     assert alice.recent_items == ["item-3", "item-9"]
     _, top = exact_top_k(artifact.model, expected.unsqueeze(0), 5)
     assert [i.item_id for i in lists[2].items] == [artifact.item_ids[i] for i in top[0].tolist()]
-    assert store.read({"carol": user_partition("carol", PARTITIONS)}) == {"carol": None}
+    carol = store.read({"carol": user_partition("carol", PARTITIONS)})["carol"]
+    assert carol.recent_items == ["item-10000"] and not carol.hidden.any()  # kept for the next model
 
 
 def test_the_same_batch_again_is_skipped_and_lists_nothing_new():

@@ -11,7 +11,7 @@ from models.model import GRU4Rec, ModelConfig
 from schemas.events import Event, EventType
 from schemas.recommendations import RankedItem, Recommendation, SourcePosition
 from streamer.worker.engine import Recommender
-from streamer.worker.list_encoding import ListEncoder
+from streamer.worker.list_encoding import ListEncoder, ranked_rows
 from streamer.worker.policy import ServingPolicy
 from streamer.worker.records import InputRecord, ParsedEvent
 
@@ -71,10 +71,12 @@ def test_any_number_is_written_as_json_dumps_writes_it(score, dtype, event_time)
     event = Event("e", "u", "a", event_time, EventType.CLICK, "s")
     parsed = ParsedEvent(event, InputRecord("click", 0, 2**40, None, b""))
     scores = torch.tensor([[score, 2.0 / 3.0]], dtype=dtype)
-    [encoded] = ListEncoder(["a", 'b"'], "v").encode_wave(
-        [parsed], torch.tensor([[0, 1]]), scores, 1763797080.1
+    rows = ranked_rows(np.array(["a", 'b"'], dtype=object), torch.tensor([[0, 1]]), scores)
+    [encoded] = ListEncoder("v").encode([parsed], rows, ["model"], 1763797080.1)
+    listed = [(item, s) for item, s in zip(["a", 'b"'], scores[0].tolist(), strict=True) if s != -math.inf]
+    assert encoded == expected_list(
+        parsed, [item for item, _ in listed], [s for _, s in listed], 1763797080.1
     )
-    assert encoded == expected_list(parsed, ["a", 'b"'], scores[0].tolist(), 1763797080.1)
 
 
 def test_wave_rounding_of_float32_scores_is_pythons_round_to_6_places():
@@ -84,7 +86,8 @@ def test_wave_rounding_of_float32_scores_is_pythons_round_to_6_places():
     event = Event("e", "u", "a", 1.7e9, EventType.CLICK, "s")
     parsed = [ParsedEvent(event, InputRecord("click", 0, n, None, b"")) for n in range(4000)]
     top = torch.tensor([[0, 1, 2]]).expand(4000, 3)
-    lists = ListEncoder(["a", "b", "c"], "v").encode_wave(parsed, top, scores, 1.0)
+    rows = ranked_rows(np.array(["a", "b", "c"], dtype=object), top, scores)
+    lists = ListEncoder("v").encode(parsed, rows, ["model"] * 4000, 1.0)
     expected = [
         expected_list(p, ["a", "b", "c"], row, 1.0) for p, row in zip(parsed, scores.tolist(), strict=True)
     ]

@@ -17,37 +17,12 @@ from streamer.worker.engine import Recommender
 from streamer.worker.policy import ServingPolicy
 from streamer.worker.records import InputRecord, ParsedEvent
 from tests.support.artifacts import N_ITEMS, make_artifact
-
-
-class Stream:
-    """Hands out events with increasing offsets, as a partition would."""
-
-    def __init__(self) -> None:
-        self.offset = 0
-
-    def event(
-        self, user: str, item: int | str, t: float = 1000.0, kind=EventType.CLICK, session=None, event_id=None
-    ):
-        item_id = item if isinstance(item, str) else f"item-{item}"
-        record = InputRecord("click", 0, self.offset, user.encode(), b"")
-        self.offset += 1
-        event_id = event_id or f"e{record.offset}"
-        return ParsedEvent(Event(event_id, user, item_id, t, kind, session), record)
+from tests.support.stream_events import Stream, run
 
 
 def encode(artifact: ModelArtifact, items: list[int], types: list[int] | None = None) -> np.ndarray:
     types = types or [0] * len(items)
     return artifact.model.encode(torch.tensor(items), torch.tensor(types)).numpy()
-
-
-def run(recommender: Recommender, batches: list[list[ParsedEvent]], states=None):
-    states = dict(states or {})
-    results = []
-    for batch in batches:
-        result = recommender.apply(batch, {e.event.user_id: states.get(e.event.user_id) for e in batch})
-        states.update(result.states)
-        results.append(result)
-    return states, results
 
 
 @pytest.fixture
@@ -193,15 +168,16 @@ def test_reencoding_gives_a_history_the_same_bits_alone_or_among_others(artifact
         assert alone.tobytes() == hidden.tobytes()
 
 
-def test_an_unknown_item_is_dead_lettered_and_leaves_the_state_alone(artifact):
+def test_an_unknown_item_gets_a_list_from_the_unchanged_state_and_joins_the_recent_items(artifact):
     stream = Stream()
     states, [result] = run(
         Recommender(artifact, ServingPolicy()), [[stream.event("u", 1), stream.event("u", "new")]]
     )
-    assert [d.reason for d in result.dead_letters] == ["unknown_item"]
-    assert "new" in result.dead_letters[0].detail
-    assert len(result.recommendations()) == 1
+    assert result.dead_letters == [] and result.unknown_items == 1
+    first, second = result.recommendations()
+    assert second.items == first.items and second.basis == "model"
     np.testing.assert_allclose(states["u"].hidden, encode(artifact, [1]), atol=1e-6)
+    assert states["u"].recent_items == ["item-1", "new"]
 
 
 def test_a_gap_longer_than_the_session_gap_starts_from_zero(artifact):
@@ -248,8 +224,9 @@ def test_recommend_lists_stored_states_as_the_stream_did_without_changing_them(a
     stored = states["u"].to_bytes()
     [listed] = Recommender(artifact, ServingPolicy()).recommend([states["u"]], 5)
     [streamed] = result.recommendations()
-    assert [item for item, _ in listed] == [i.item_id for i in streamed.items]
-    assert [score for _, score in listed] == pytest.approx([i.score for i in streamed.items], abs=1e-6)
+    assert listed.basis == "model" and listed.model_version == streamed.model_version
+    assert [item for item, _ in listed.items] == [i.item_id for i in streamed.items]
+    assert [score for _, score in listed.items] == pytest.approx([i.score for i in streamed.items], abs=1e-6)
     assert states["u"].to_bytes() == stored
 
 
@@ -260,9 +237,10 @@ def test_recommend_re_encodes_another_models_state_and_honours_exclusions(artifa
     [best, *_] = other.recommend([states["u"], None], 3)
     expected = other.advancer.reencode_many([(["item-4", "item-9"], [0, 0])])[0]
     _, top = exact_top_k(other.artifact.model, torch.from_numpy(expected).unsqueeze(0), 3)
-    assert [item for item, _ in best] == [f"item-{i}" for i in top[0].tolist()]
-    [kept, fresh] = other.recommend([states["u"], None], 3, exclude=[[best[0][0]], []])
-    assert best[0][0] not in [item for item, _ in kept] and len(kept) == 3 and len(fresh) == 3
+    assert [item for item, _ in best.items] == [f"item-{i}" for i in top[0].tolist()]
+    [kept, fresh] = other.recommend([states["u"], None], 3, exclude=[[best.items[0][0]], []])
+    assert best.items[0][0] not in [item for item, _ in kept.items] and len(kept.items) == 3
+    assert fresh.basis == "popularity"  # a new user
     assert states["u"].model_version == "v1"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from schemas.catalog import CatalogEntry
 from schemas.events import Event
 from schemas.json_schemas import PUBLISHED, generated_schema, load_schema, schema_text
 from schemas.recommendations import Recommendation
@@ -63,3 +64,9 @@ def test_the_event_schema_accepts_integer_ids_and_says_how_they_are_read():
     properties = load_schema("event")["$defs"]["EventMessage"]["properties"]
     assert "decimal string" in properties["item_id"]["description"]
     assert not jsonschema.Draft202012Validator(load_schema("event")).is_valid({**event, "item_id": -1})
+
+
+def test_the_readme_catalog_entry_example_matches_the_schema_and_parses():
+    example = readme_example("Catalog entry")
+    jsonschema.validate(example, load_schema("catalog-entry"))
+    assert CatalogEntry.from_bytes(json.dumps(example).encode()).available is False
