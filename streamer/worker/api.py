@@ -13,7 +13,6 @@ also for unknown routes and methods; a 500 only for a fault of the worker. Every
 """
 
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -32,7 +31,7 @@ from schemas.api import (
     user_query,
 )
 from schemas.errors import InvalidMessage
-from schemas.recommendations import SCORE_DECIMALS, RankedItem
+from schemas.recommendations import RankedItem
 from streamer.worker.api_replies import Reply, error_reply, invalid_request, json_reply
 from streamer.worker.engine import Answer, Recommender
 from streamer.worker.forwarding import FORWARDED_HEADER, Forwarder
@@ -118,13 +117,9 @@ class QueryApi:
 
 
 def recommendations(answer: Answer, user_id: str | None, served_by: str) -> ApiRecommendations:
-    # A row the catalog cannot fill ends in -inf scores: those are no recommendations.
-    items = tuple(
-        RankedItem(item, round(score, SCORE_DECIMALS)) for item, score in answer.items if math.isfinite(score)
-    )
     return ApiRecommendations(
         user_id=user_id,
-        items=items,
+        items=tuple(RankedItem(item, score) for item, score in answer.items),
         model_version=answer.model_version,
         basis=answer.basis,  # type: ignore[arg-type]  # MODEL or POPULARITY
         served_by=served_by,

@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 
 import jsonschema
+import msgspec
 import pytest
 
+from schemas.api import ApiRecommendations, session_request
 from schemas.catalog import CatalogEntry
 from schemas.events import Event
 from schemas.json_schemas import PUBLISHED, generated_schema, load_schema, schema_text
@@ -70,3 +72,12 @@ def test_the_readme_catalog_entry_example_matches_the_schema_and_parses():
     example = readme_example("Catalog entry")
     jsonschema.validate(example, load_schema("catalog-entry"))
     assert CatalogEntry.from_bytes(json.dumps(example).encode()).available is False
+
+
+def test_the_readme_query_api_examples_match_their_schemas_and_parse():
+    session = readme_example("Session request")
+    jsonschema.validate(session, load_schema("api-session-request"))
+    session_request(json.dumps(session).encode())
+    answer = readme_example("Query answer")
+    jsonschema.validate(answer, load_schema("api-recommendations"))
+    msgspec.json.decode(json.dumps(answer).encode(), type=ApiRecommendations)
