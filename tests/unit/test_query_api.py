@@ -3,17 +3,23 @@ answer holds, and how every error is mapped to a status and a JSON body."""
 
 import asyncio
 import json
+from types import SimpleNamespace
 from typing import get_args
 
 import msgspec
 import numpy as np
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from schemas.api import ApiError, ApiErrorReason, ApiRecommendations
+from schemas.events import Event
 from streamer.worker.api import QueryApi, errors_as_json_and_timed
 from streamer.worker.api_replies import STATUS_OF, Reply
 from streamer.worker.engine import Answer
+from streamer.worker.owners import StateOwners
+from streamer.worker.records import InputRecord
+from streamer.worker.sequencing import route
 from streamer.worker.state import UserState
 
 ME, PEER = "http://worker-a:6066", "http://worker-b:6066"
@@ -203,3 +209,36 @@ def test_unknown_routes_wrong_methods_big_bodies_and_faults_are_answered_in_the_
         "worker fault": (500, "internal_error"),
     }
     assert replies["unknown route"][1]["detail"].startswith("GET /users/u-1/recommendation")
+
+
+class FakeAssignor:
+    def __init__(self, distribution: dict) -> None:
+        self.distribution = distribution
+
+    def table_metadata(self, topic: str) -> dict:
+        return {
+            url: {t: p for t, p in topics.items() if t == topic} for url, topics in self.distribution.items()
+        }
+
+
+def test_the_owner_of_a_state_partition_is_the_worker_the_assignment_gives_it_as_active():
+    changelog = "app-user-state-changelog"
+    app = SimpleNamespace(
+        assignor=FakeAssignor({ME: {changelog: [0, 2], "other-topic": [1]}, PEER: {changelog: [1]}}),
+        conf=SimpleNamespace(canonical_url=URL(ME)),
+    )
+    owners = StateOwners(app, changelog, partitions=4)
+    assert [owners.owner(p) for p in range(4)] == [ME, PEER, ME, None]
+    assert owners.me == ME
+
+
+def test_a_users_state_is_looked_for_in_the_partition_its_events_are_sequenced_to():
+    users = ["u-42", "ü-7", "214536502", "a/b c"]
+    records = [
+        (InputRecord("click", 0, n, None, Event(f"e{n}", user, "i1", 1.7e9).to_bytes()), None)
+        for n, user in enumerate(users)
+    ]
+    sequenced = [forward[0] for forward in route(records, {"click": "click"}, 7, 1.7e9, 3600).forwards]
+    owners = StateOwners(SimpleNamespace(), "changelog", partitions=7)
+    assert [owners.partition(user) for user in users] == sequenced
+    assert len(set(sequenced)) > 1  # the users are spread, so a wrong partition would show
