@@ -165,6 +165,8 @@ async def errors_as_json_and_timed(
     request: aiohttp_web.Request,
     handler: Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.StreamResponse]],
 ) -> aiohttp_web.StreamResponse:
+    """Every web response timed by route and status; aiohttp's own refusals (unknown route, wrong
+    method, body too large) and faults of the worker answered in the API's error format."""
     started = time.perf_counter()
     try:
         response = await handler(request)
