@@ -38,6 +38,7 @@ from streamer.worker.forwarding import FORWARDED_HEADER, Forwarder
 from streamer.worker.metrics import API_FORWARDED, API_REQUEST_SECONDS
 from streamer.worker.owners import StateOwners
 from streamer.worker.parts import Worker
+from streamer.worker.query_ranking import QueryRanker
 from streamer.worker.state import UserState
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class QueryApi:
         self.owners = owners
         self.forward = forward
         self.default_k = default_k
+        self.ranker = QueryRanker()
 
     async def user_list(
         self, user_id: str, parameters: Mapping[str, list[str]], path_and_query: str, forwarded_by: str | None
@@ -89,9 +91,9 @@ class QueryApi:
         if recommender is None:
             return error_reply("not_ready", "no model or popularity is loaded yet")
         state = self.read_state(query.user_id, partition)
-        return self._answer(recommender, state, query, query.user_id)
+        return await self._answer(recommender, state, query, query.user_id)
 
-    def session_list(self, body: bytes) -> Reply:
+    async def session_list(self, body: bytes) -> Reply:
         try:
             request = session_request(body)
         except InvalidMessage as exc:
@@ -102,9 +104,9 @@ class QueryApi:
         items = session_items(request)
         # No items: nothing to encode, the visitor gets what a user without a state gets.
         state = recommender.session_state(items, session_event_types(request)) if items else None
-        return self._answer(recommender, state, request, None)
+        return await self._answer(recommender, state, request, None)
 
-    def _answer(
+    async def _answer(
         self,
         recommender: Recommender,
         state: UserState | None,
@@ -112,7 +114,7 @@ class QueryApi:
         user_id: str | None,
     ) -> Reply:
         k = self.default_k if request.k is UNSET else request.k
-        [answer] = recommender.recommend([state], k, [excluded_items(request)])
+        answer = await self.ranker.rank(recommender, state, k, excluded_items(request))
         return json_reply(recommendations(answer, user_id, self.owners.me))
 
 
@@ -150,7 +152,7 @@ def register_api(worker: Worker) -> None:
     @app.page(SESSION_ROUTE, name="session_recommendations")
     class SessionRecommendations(faust.web.View):
         async def post(self, request: faust.web.Request) -> faust.web.Response:
-            return _response(api.session_list(await request.read()))
+            return _response(await api.session_list(await request.read()))
 
     app.web.web_app.middlewares.append(errors_as_json_and_timed)
 

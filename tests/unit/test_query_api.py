@@ -33,9 +33,8 @@ class FakeRecommender:
 
     def recommend(self, states, k, exclude=None):
         self.calls.append((states, k, exclude))
-        basis = "model" if states[0] is not None else "popularity"
         items = [("i1", 2.123457), ("i2", 1.5), ("i3", 0.25)][:k]
-        return [Answer(items, self.version, basis)]
+        return [Answer(items, self.version, "popularity" if s is None else "model") for s in states]
 
     def session_state(self, items, types):
         return UserState(np.zeros((1, 2), np.float32), self.version, list(items), list(types))
@@ -72,6 +71,9 @@ class Harness:
     async def forward(self, owner: str, path_and_query: str) -> Reply:
         self.forwards.append((owner, path_and_query))
         return Reply(200, b'{"relayed": true}')
+
+    def session(self, body: bytes) -> Reply:
+        return asyncio.run(self.api.session_list(body))
 
     def get(self, user: str, parameters: dict | None = None, forwarded_by: str | None = None) -> Reply:
         path = f"/users/{user}/recommendations?k=2"
@@ -150,22 +152,22 @@ def test_a_bad_query_is_refused_before_anything_is_read_or_forwarded():
 def test_a_session_is_scored_from_its_items_without_reading_any_state():
     harness = Harness(FakeOwners(owner=None))  # no partition held: a session needs none
     body = b'{"items": ["i1", 7], "event_types": ["click", "buy"], "k": 1, "exclude": ["i5"]}'
-    got = answer(harness.api.session_list(body))
+    got = answer(harness.session(body))
     [(states, k, exclude)] = harness.recommender.calls
     assert (states[0].recent_items, states[0].recent_types, k, exclude) == (["i1", "7"], [0, 1], 1, [["i5"]])
     assert (got.user_id, got.basis, [item.item_id for item in got.items]) == (None, "model", ["i1"])
-    assert "user_id" not in json.loads(harness.api.session_list(body).body)
+    assert "user_id" not in json.loads(harness.session(body).body)
     assert not harness.reads
 
 
 def test_an_empty_session_is_answered_as_a_user_without_a_state():
     harness = Harness()
-    assert answer(harness.api.session_list(b'{"items": []}')).basis == "popularity"
+    assert answer(harness.session(b'{"items": []}')).basis == "popularity"
     assert harness.recommender.calls[0][0] == [None]
 
 
 def test_a_malformed_session_body_is_a_400_naming_the_problem():
-    reply = Harness().api.session_list(b'{"items": ["a"], "event_types": []}')
+    reply = Harness().session(b'{"items": ["a"], "event_types": []}')
     assert (reply.status, error(reply).error) == (400, "wrong_type")
     assert "event_types" in error(reply).detail
 
