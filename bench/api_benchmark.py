@@ -7,11 +7,14 @@ forwards them. Issue 13's target: p99 <= 20 ms.
    (trained once, cached), two workers of one deployment (4 partitions: two each).
 2. Warm-up: events at the stream rate, so that a few thousand users have a state; then wait until both
    workers answer for every partition alike, and learn which worker holds which partition.
-3. Measured: the stream goes on at the same rate (a separate process producing events and timing their
-   lists, as ``bench.stream_load`` does) while this process sends GETs for the warm-up users, open
-   loop (each request timed from when it was due), every third one to the worker not holding the user.
+3. Queries alone (15 s, no events), then the stream alone (15 s, no queries): each side's cost and
+   latency without the other.
+4. Measured (60 s): the stream goes on at the same rate (a separate process producing events and
+   timing their lists, as ``bench.stream_load`` does) while this process sends GETs for the warm-up
+   users, open loop (each request timed from when it was due), every third one to the worker not
+   holding the user.
 
-Run: ``.venv/bin/python -m bench.api_benchmark`` (about 2 minutes; ``--help`` for rates and length).
+Run: ``.venv/bin/python -m bench.api_benchmark`` (about 3 minutes; ``--help`` for rates and length).
 Prints a table; writes every figure to ``var/bench/api_benchmark.json``.
 """
 
@@ -35,7 +38,7 @@ from pathlib import Path
 from bench.api_load import QuerySamples, Target, run_queries
 from bench.stream_data import EventMessage, rsc15_catalog, workload
 from bench.stream_deploy import Deployment, cpu_seconds, kafka, load_average
-from bench.stream_load import RunSpec, run_load
+from bench.stream_load import RunSpec, Samples, run_load
 from bench.stream_stats import latencies, percentile, summarize, throughput
 from streamer.tools.worker_process import WorkerProcess
 from streamer.worker.sequencing import user_partition
@@ -62,7 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seconds", type=float, default=60.0, help="length of the measured run (default: 60)"
     )
     parser.add_argument(
-        "--alone-seconds", type=float, default=15.0, help="first, queries without events (default: 15)"
+        "--alone-seconds",
+        type=float,
+        default=15.0,
+        help="first, queries without events, then events without queries (default: 15 s each)",
     )
     parser.add_argument("--non-owner-every", type=int, default=3, help="every Nth GET to the non-owner")
     parser.add_argument("--users", type=int, default=2000, help="concurrently open sessions (default: 2000)")
@@ -104,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         report["alone"] = measure_phase(
             workers, lambda: (run_phase(alone, args.request_rate, workers), None), idle
         )
+        print(f"stream alone: {args.alone_seconds:.0f} s of events at {args.event_rate:.0f}/s…", flush=True)
+        alone_events = workload(
+            catalog, int(args.event_rate * args.alone_seconds), "alone", args.users, seed=2
+        )
+        report["stream_alone"] = stream_figures(spec, asyncio.run(run_load(spec, alone_events)))
         run_events = workload(
             catalog, int(args.event_rate * (args.seconds + 2 * STREAM_MARGIN_S)), "run", args.users
         )
@@ -247,17 +258,18 @@ def with_stream(
 
 
 def _stream(spec: RunSpec, events: list[EventMessage], results: multiprocessing.Queue) -> None:
-    samples = asyncio.run(run_load(spec, events))
+    results.put(stream_figures(spec, asyncio.run(run_load(spec, events))))
+
+
+def stream_figures(spec: RunSpec, samples: Samples) -> dict:
     measured = latencies(samples.event_ms, samples.list_ms)
     rate = throughput(len(measured), min(samples.event_ms, default=0), max(samples.list_ms, default=0))
-    results.put(
-        {
-            "offered_per_s": spec.rate,
-            "sent": samples.sent,
-            "lists_per_s": rate,
-            **summarize(measured).to_dict(),
-        }
-    )
+    return {
+        "offered_per_s": spec.rate,
+        "sent": samples.sent,
+        "lists_per_s": rate,
+        **summarize(measured).to_dict(),
+    }
 
 
 def handled_times(workers: Sequence[WorkerProcess]) -> Counter[str]:
@@ -327,10 +339,13 @@ def format_report(report: dict) -> str:
     cost = report["alone"]["worker_cpu_us_per_request"]
     lines.append(f"worker CPU per request, both workers, idling subtracted (queries alone): {cost:.0f} µs")
     p99 = report["with_stream"]["queries"]["all"]["p99_ms"]
+    for title, figures in (("stream alone", report["stream_alone"]), ("stream with the queries", stream)):
+        lines.append(
+            f"{title}: offered {figures['offered_per_s']:.0f} events/s, "
+            f"{figures['lists_per_s']:.0f} lists/s, p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms "
+            f"({figures['count']} lists of {figures['sent']} events)"
+        )
     lines += [
-        f"stream during the run: offered {stream['offered_per_s']:.0f} events/s, {stream['lists_per_s']:.0f} "
-        f"lists/s, p50 {stream['p50_ms']:.0f} ms, p99 {stream['p99_ms']:.0f} ms "
-        f"({stream['count']} lists of {stream['sent']} events)",
         f"load average {report['load_before']:.1f} before, {report['load_after']:.1f} after",
         f"target p99 <= {TARGET_P99_MS:.0f} ms with the stream: "
         f"{'met' if p99 <= TARGET_P99_MS else 'NOT met'} ({p99:.1f} ms)",
