@@ -342,8 +342,8 @@ def format_report(report: dict) -> str:
     for title, figures in (("stream alone", report["stream_alone"]), ("stream with the queries", stream)):
         lines.append(
             f"{title}: offered {figures['offered_per_s']:.0f} events/s, "
-            f"{figures['lists_per_s']:.0f} lists/s, p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms "
-            f"({figures['count']} lists of {figures['sent']} events)"
+            f"{figures['lists_per_s']:.0f} lists/s, p50 {figures['p50_ms']:.0f} ms, "
+            f"p99 {figures['p99_ms']:.0f} ms ({figures['count']} lists of {figures['sent']} events)"
         )
     lines += [
         f"load average {report['load_before']:.1f} before, {report['load_after']:.1f} after",
