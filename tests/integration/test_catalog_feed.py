@@ -4,7 +4,6 @@ the catalog before it is ready and follows it while it runs."""
 
 import asyncio
 import time
-import urllib.request
 
 import pytest
 from kafka.admin import ConfigResource, KafkaAdminClient
@@ -14,6 +13,7 @@ from streamer.cli import main
 from streamer.common.settings import Settings
 from streamer.worker.catalog import CatalogFeed
 from tests.support.waiting import wait_for
+from tests.support.worker_metrics import metric_value
 
 FOLLOW_WITHIN_S = 30.0
 
@@ -100,12 +100,7 @@ def test_a_following_feed_sees_a_later_change_and_a_tombstone(kafka_bootstrap, u
 
 
 def unavailable_gauge(worker) -> float:
-    url = f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        lines = response.read().decode().splitlines()
-    return next(
-        float(line.split()[-1]) for line in lines if line.startswith("streamrec_catalog_unavailable_items ")
-    )
+    return metric_value(worker, "streamrec_catalog_unavailable_items")
 
 
 @pytest.mark.e2e
