@@ -66,8 +66,9 @@ class Catalog:
     """Item id -> the item's latest catalog entry. An item the catalog does not know (never published,
     or deleted by a tombstone) is available.
 
-    Records are applied on the worker's event loop; reads may come from any thread (a lock keeps the
-    set and its version consistent).
+    Records are applied by one thread at a time (the loading thread at start, then the worker's event
+    loop); reads may come from any thread (a lock keeps the set, the indices and the version
+    consistent).
     """
 
     def __init__(self) -> None:
@@ -163,7 +164,7 @@ class CatalogFeed:
             self._follow_from = thread.submit(asyncio.run, self._read_to_end(partitions)).result()
         log.info(
             "item catalog %s read in %.1f s: %d items, %d unavailable",
-            self.settings.topics.catalog,
+            topic,
             time.monotonic() - started,
             len(self.catalog),
             len(self.catalog.unavailable),
