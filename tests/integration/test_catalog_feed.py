@@ -6,10 +6,11 @@ import asyncio
 import time
 
 import pytest
-from kafka.admin import ConfigResource, KafkaAdminClient
+from kafka.admin import ConfigResource, KafkaAdminClient, NewTopic
 
 from schemas.catalog import CatalogEntry
 from streamer.cli import main
+from streamer.common.admin import create_missing_topics
 from streamer.common.settings import Settings
 from streamer.worker.catalog import CatalogFeed
 from tests.support.waiting import wait_for
@@ -65,6 +66,17 @@ def test_a_feed_on_a_missing_topic_creates_it_compacted_and_starts_empty(kafka_b
     feed.load_initial()
     assert (feed.catalog.unavailable, len(feed.catalog)) == (frozenset(), 0)
     assert cleanup_policy(kafka_bootstrap, topic) == "compact"
+
+
+@pytest.mark.integration
+def test_a_catalog_topic_of_several_partitions_is_read_whole(kafka_bootstrap, unique_name):
+    topic = unique_name("catalog")
+    feed = feed_for(kafka_bootstrap, topic)
+    create_missing_topics(feed.settings, [NewTopic(topic, 3, 1, topic_configs={"cleanup.policy": "compact"})])
+    items = [f"item-{n}" for n in range(30)]
+    publish(kafka_bootstrap, topic, "set", *items, "--unavailable")
+    feed.load_initial()
+    assert feed.catalog.unavailable == set(items)
 
 
 @pytest.mark.integration
