@@ -12,7 +12,7 @@ leaves one), which a restarted worker would serve and its peers never would.
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from torch import nn
@@ -42,10 +42,13 @@ def store_artifact(
     config: dict,
     data_fingerprint: str,
     metrics: dict,
+    popular_items: Sequence[tuple[str, float]] = (),
 ) -> ModelArtifact:
     """Write an artifact to ``<model store>/<version>`` (atomically) and return it as loaded back from
     the store, so what is announced is exactly what the workers will read."""
-    path = save_artifact_in(settings.models.store, model, item_ids, config, data_fingerprint, metrics)
+    path = save_artifact_in(
+        settings.models.store, model, item_ids, config, data_fingerprint, metrics, popular_items
+    )
     return load_artifact(path)
 
 

@@ -427,6 +427,14 @@ SETTINGS: dict[str, Setting] = {
             "retrainer: HTTP port of its Prometheus /metrics",
         ),
         Setting(
+            "STREAMREC_RETRAIN_FIRST_MODEL_EVENTS",
+            "retrainer.first_model_events",
+            "10000",
+            _integer(100, 100_000_000),
+            "retrainer: with no model serving, train the first one once the window holds this many "
+            "events (at most the window)",
+        ),
+        Setting(
             "STREAMREC_SHUTDOWN_TIMEOUT_S",
             "worker.shutdown_timeout_s",
             "30",
@@ -561,6 +569,7 @@ class RetrainerSettings:
     holdout: float
     margin: float
     metrics_port: int
+    first_model_events: int
 
 
 @dataclass(frozen=True)

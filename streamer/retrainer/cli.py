@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction, name: str, summary: str) ->
         description="Keep a rolling window of recent click and buy events; periodically train a model "
         "warm-started from the serving one, compare both on the most recent held-out sessions, and "
         "promote the candidate (model store + model-updates topic) unless it is worse by more than the "
-        "margin. Configured by the STREAMREC_RETRAIN* and Kafka variables (see `streamrec worker --help`).",
+        "margin. With no model serving, the first is trained and promoted once the window holds "
+        "STREAMREC_RETRAIN_FIRST_MODEL_EVENTS events. Configured by the STREAMREC_RETRAIN* and Kafka "
+        "variables (see `streamrec worker --help`).",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,8 @@
 """``streamrec retrainer``: consume click and buy events into the window; every so many events or
 seconds, run a cycle; promote, store and announce a candidate that is not worse than the serving
-model by more than the margin. Each decision is logged with its figures and exported as metrics."""
+model by more than the margin. With no model serving, the first cycle runs once the window holds
+enough events, and its candidate is promoted without a comparison. Each decision is logged with its
+figures and exported as metrics."""
 
 import asyncio
 import json
@@ -18,6 +20,7 @@ from streamer.common.kafka_config import aiokafka_config
 from streamer.common.settings import Settings
 from streamer.registry import announce, serving_model, store_artifact
 from streamer.retrainer.cycle import Decision, run_cycle
+from streamer.retrainer.schedule import crossed_a_tenth, first_model_needs, training_due
 from streamer.retrainer.window import EventWindow
 
 log = logging.getLogger("streamrec.retrainer")
@@ -46,10 +49,13 @@ class Retrainer:
         self.kinds = settings.topic_kinds()
 
     def due(self) -> bool:
-        new = self.window.events_since_training()
-        by_count = 0 < self.settings.retrainer.every_events <= new
-        by_time = 0 < self.settings.retrainer.every_s <= time.monotonic() - self.last_cycle
-        return new > 0 and (by_count or by_time)
+        return training_due(
+            self.settings.retrainer,
+            serving=self.current is not None,
+            window_events=self.window.count,
+            new_events=self.window.events_since_training(),
+            seconds_since_cycle=time.monotonic() - self.last_cycle,
+        )
 
     def ingest(self, records: dict) -> None:
         """Add a fetch (aiokafka ``getmany`` result) to the window with the positions after it."""
@@ -63,8 +69,16 @@ class Retrainer:
                 else:
                     rows.append((event, tp.topic, tp.partition, message.offset))
             positions[(tp.topic, tp.partition)] = messages[-1].offset + 1
+        before = self.window.count
         EVENTS_IN.inc(self.window.add(rows, positions))
         WINDOW_SIZE.set(self.window.count)
+        needed = first_model_needs(self.settings.retrainer)
+        if self.current is None and crossed_a_tenth(before, self.window.count, needed):
+            log.info(
+                "no model serves yet: %d of the %d events needed for the first model in the window",
+                min(self.window.count, needed),
+                needed,
+            )
 
     def cycle(self) -> Decision:
         candidate = run_cycle(self.window.events(), self.current, self.settings, self.preset)
@@ -80,8 +94,11 @@ class Retrainer:
                 result.config.to_dict(),
                 candidate.train_log.fingerprint,
                 {k: float(v) for k, v in decision.candidate.items()},
+                candidate.popular_items,
             )
             announce(self.settings, artifact)
+            if self.current is None:
+                log.info("first model %s announced", artifact.version)
             self.current = artifact
         record_decision(decision, self.current.version if self.current else None)
         return decision
@@ -127,6 +144,11 @@ async def run(settings: Settings, preset: TrainConfig | None = None) -> None:
             retrainer.window.count,
             retrainer.current.version if retrainer.current else None,
         )
+        if retrainer.current is None:
+            log.info(
+                "no model serves yet: the first is trained once the window holds %d events",
+                first_model_needs(settings.retrainer),
+            )
         while not stopping.is_set():
             records = await consumer.getmany(timeout_ms=500)
             if records:

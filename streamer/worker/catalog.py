@@ -6,20 +6,21 @@ the whole topic up to its end before it serves (a sold-out item must not come ba
 then follows it, like :mod:`streamer.worker.model_feed` follows model updates (no consumer group).
 """
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
-import kafka
+import numpy as np
 import torch
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.catalog import CatalogEntry, item_id_of
 from schemas.errors import InvalidMessage
-from streamer.common.admin import ensure_catalog_topic
-from streamer.common.kafka_config import kafka_python_config
+from streamer.common.admin import ensure_catalog_topic, partition_counts
+from streamer.common.kafka_config import aiokafka_config
 from streamer.common.settings import Settings
 from streamer.worker.following import started_consumer
 from streamer.worker.metrics import CATALOG_RECORDS_REFUSED, CATALOG_UNAVAILABLE
@@ -33,19 +34,41 @@ PARTITIONS_KNOWN_WITHIN_S = 30.0
 SHOWN_KEY_CHARS = 80
 
 
-@dataclass(frozen=True)
-class _Indices:
-    vocabulary: Mapping[str, int]  # held, so that its id() is not reused while cached
-    version: int
-    indices: torch.Tensor
+class _VocabularyIndices:
+    """The indices of the unavailable items one vocabulary knows, kept up to date change by change.
+    Looking every unavailable item up again after a change took 11 ms for 10,000 unavailable items of
+    100,000; sorting the kept indices into a tensor takes 1.3 ms (2 busy cores)."""
+
+    def __init__(self, vocabulary: Mapping[str, int], unavailable: Iterable[str]) -> None:
+        self.vocabulary = vocabulary  # held, so that its id() is not reused while cached
+        self._known = {i for item in unavailable if (i := vocabulary.get(item)) is not None}
+        self._tensor: torch.Tensor | None = None
+
+    def changed(self, item_id: str, unavailable: bool) -> None:
+        index = self.vocabulary.get(item_id)
+        if index is None:
+            return
+        if unavailable:
+            self._known.add(index)
+        else:
+            self._known.discard(index)
+        self._tensor = None
+
+    def tensor(self) -> torch.Tensor:
+        if self._tensor is None:
+            indices = np.fromiter(self._known, dtype=np.int64, count=len(self._known))
+            indices.sort()
+            self._tensor = torch.from_numpy(indices)
+        return self._tensor
 
 
 class Catalog:
     """Item id -> the item's latest catalog entry. An item the catalog does not know (never published,
     or deleted by a tombstone) is available.
 
-    Records are applied on the worker's event loop; reads may come from any thread (a lock keeps the
-    set and its version consistent).
+    Records are applied by one thread at a time (the loading thread at start, then the worker's event
+    loop); reads may come from any thread (a lock keeps the set, the indices and the version
+    consistent).
     """
 
     def __init__(self) -> None:
@@ -53,7 +76,7 @@ class Catalog:
         self._unavailable: set[str] = set()
         self._version = 0
         self._snapshot: tuple[int, frozenset[str]] = (0, frozenset())
-        self._indices: dict[int, _Indices] = {}
+        self._indices: dict[int, _VocabularyIndices] = {}  # id(vocabulary) ->, least recently used first
         self._lock = threading.Lock()
 
     @property
@@ -64,7 +87,10 @@ class Catalog:
     @property
     def unavailable(self) -> frozenset[str]:
         """The ids of the unavailable items (the same object until the next change)."""
-        return self._current()[1]
+        with self._lock:
+            if self._snapshot[0] != self._version:
+                self._snapshot = (self._version, frozenset(self._unavailable))
+            return self._snapshot[1]
 
     def __len__(self) -> int:
         """How many items the catalog knows, available or not."""
@@ -97,32 +123,24 @@ class Catalog:
                 self._unavailable.add(item_id)
             else:
                 self._unavailable.discard(item_id)
+            for indices in self._indices.values():
+                indices.changed(item_id, unavailable)
             self._version += 1
             CATALOG_UNAVAILABLE.set(len(self._unavailable))
 
     def unavailable_indices(self, item_index: Mapping[str, int]) -> torch.Tensor:
         """The indices in ``item_index`` (a model's vocabulary: item id -> index) of the unavailable
-        items it knows, sorted, int64; unavailable items it does not know are left out. Computed once
-        per catalog version and vocabulary object; callers share the tensor and must not modify it."""
+        items it knows, sorted, int64; unavailable items it does not know are left out. The same
+        tensor until the availability of an item of this vocabulary changes (it is called once per
+        micro-batch); callers share it and must not modify it, nor the vocabulary while it is in use."""
         with self._lock:
-            version, unavailable = self._current_locked()
             cached = self._indices.pop(id(item_index), None)
-            if cached is None or cached.vocabulary is not item_index or cached.version != version:
-                known = sorted(i for item in unavailable if (i := item_index.get(item)) is not None)
-                cached = _Indices(item_index, version, torch.tensor(known, dtype=torch.int64))
+            if cached is None:
+                cached = _VocabularyIndices(item_index, self._unavailable)
             self._indices[id(item_index)] = cached  # last: the most recently used
             while len(self._indices) > VOCABULARIES_CACHED:
                 del self._indices[next(iter(self._indices))]
-            return cached.indices
-
-    def _current(self) -> tuple[int, frozenset[str]]:
-        with self._lock:
-            return self._current_locked()
-
-    def _current_locked(self) -> tuple[int, frozenset[str]]:
-        if self._snapshot[0] != self._version:
-            self._snapshot = (self._version, frozenset(self._unavailable))
-        return self._snapshot
+            return cached.tensor()
 
 
 class CatalogFeed:
@@ -137,22 +155,13 @@ class CatalogFeed:
         """Create the topic if it is missing, then apply every record up to the end offsets it has
         now, from the beginning; return once they are all applied."""
         ensure_catalog_topic(self.settings)
-        topic = self.settings.topics.catalog
         started = time.monotonic()
-        consumer = kafka.KafkaConsumer(enable_auto_commit=False, **kafka_python_config(self.settings))
-        try:
-            partitions = [kafka.TopicPartition(topic, p) for p in sorted(_partitions_of(consumer, topic))]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            ends = consumer.end_offsets(partitions)
-            while any(consumer.position(tp) < ends[tp] for tp in partitions):
-                for records in consumer.poll(timeout_ms=1000).values():
-                    for record in records:
-                        self.catalog.apply(record.key, record.value)
-            # The poll may have read past the end offsets: follow from where it stopped.
-            self._follow_from = {tp.partition: consumer.position(tp) for tp in partitions}
-        finally:
-            consumer.close()
+        topic = self.settings.topics.catalog
+        partitions = [TopicPartition(topic, p) for p in range(_partition_count(self.settings, topic))]
+        # aiokafka, as follow() reads: it read 100,000 catalog records in 0.8 s, kafka-python in 4.4 s.
+        # In a thread with a loop of its own, since the caller may be running one.
+        with ThreadPoolExecutor(1, thread_name_prefix="catalog-load") as thread:
+            self._follow_from = thread.submit(asyncio.run, self._read_to_end(partitions)).result()
         log.info(
             "item catalog %s read in %.1f s: %d items, %d unavailable",
             topic,
@@ -177,15 +186,32 @@ class CatalogFeed:
         finally:
             await consumer.stop()
 
+    async def _read_to_end(self, partitions: list[TopicPartition]) -> dict[int, int]:
+        """Apply ``partitions`` from the beginning up to their current end offsets; the position
+        reached per partition (a fetch may go past the end offsets)."""
+        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **aiokafka_config(self.settings))
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                while await consumer.position(tp) < ends[tp]:
+                    for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                        self.catalog.apply(record.key, record.value)
+            return {tp.partition: await consumer.position(tp) for tp in partitions}
+        finally:
+            await consumer.stop()
 
-def _partitions_of(consumer: kafka.KafkaConsumer, topic: str) -> set[int]:
-    """The topic's partitions; just after the topic was created the broker may not list it yet."""
+
+def _partition_count(settings: Settings, topic: str) -> int:
+    """How many partitions ``topic`` has; just after it was created the broker may not list it yet."""
     deadline = time.monotonic() + PARTITIONS_KNOWN_WITHIN_S
-    while not (partitions := consumer.partitions_for_topic(topic)):
+    while not (count := partition_counts(settings, [topic])[topic]):
         if time.monotonic() > deadline:
             raise RuntimeError(f"Kafka lists no partitions of the item-catalog topic {topic!r}")
         time.sleep(0.2)  # poll interval
-    return partitions
+    return count
 
 
 def _shown(key: bytes | None) -> str:

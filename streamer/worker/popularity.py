@@ -13,8 +13,9 @@ from collections.abc import Collection, Iterable
 
 # Items kept ranked: enough to fill a list after ~10% sold-out items and a few hundred exclusions.
 RANKED_HEAD = 2_000
-# The head is re-ranked at most this often: ranking 1M counted items takes ~0.3 s.
-RERANK_EVERY_S = 1.0
+# The head is re-ranked after a change once this many times the last ranking's duration has passed:
+# at most ~5% of a core, whether 100 items are counted (every batch) or 1M (~0.3 s, every few seconds).
+RERANK_AFTER_COST = 20
 # Weights grow as 2^(t / half-life); they are scaled down together before they leave float range.
 _MAX_EXPONENT = 500.0
 
@@ -28,6 +29,7 @@ class StreamPopularity:
         self._origin: float | None = None  # event time at which an event weighs 1
         self._ranked: list[tuple[str, float]] = []
         self._ranked_at = -math.inf
+        self._rank_cost = 0.0
         self._changed = False
 
     def add(self, item: str, event_time: float) -> None:
@@ -43,11 +45,12 @@ class StreamPopularity:
     def ranked(self) -> list[tuple[str, float]]:
         """The most popular items, most popular first, with their relative weights (the top one 1.0)."""
         now = time.monotonic()
-        if self._changed and now - self._ranked_at >= RERANK_EVERY_S:
+        if self._changed and now - self._ranked_at >= RERANK_AFTER_COST * self._rank_cost:
             head = heapq.nlargest(RANKED_HEAD, self._weights.items(), key=lambda entry: entry[1])
             top = head[0][1] if head else 1.0
             self._ranked = [(item, weight / top) for item, weight in head]
             self._ranked_at, self._changed = now, False
+            self._rank_cost = time.monotonic() - now
         return self._ranked
 
     def _rebase(self, event_time: float) -> None:

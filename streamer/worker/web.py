@@ -19,14 +19,14 @@ def register_pages(worker: Worker) -> None:
         await broker.run(settings)
 
     def readiness() -> dict[str, bool]:
-        """What readiness needs: a model to serve, table state fully recovered from the changelog,
-        and Kafka answering (within the grace period)."""
+        """What readiness needs: something to serve (a model, or popularity when there is none yet),
+        table state fully recovered from the changelog, and Kafka answering (within the grace period)."""
         recovered = state_recovered(app)
         connected = broker.connected()
         TABLES_RECOVERED.set(1 if recovered else 0)
         BROKER_CONNECTED.set(1 if connected else 0)
         return {
-            "model_loaded": worker.models.holder.version is not None,
+            "serving": worker.models.holder.version is not None,
             "tables_recovered": recovered,
             "broker_connected": connected,
         }

@@ -4,16 +4,17 @@ the catalog before it is ready and follows it while it runs."""
 
 import asyncio
 import time
-import urllib.request
 
 import pytest
-from kafka.admin import ConfigResource, KafkaAdminClient
+from kafka.admin import ConfigResource, KafkaAdminClient, NewTopic
 
 from schemas.catalog import CatalogEntry
 from streamer.cli import main
+from streamer.common.admin import create_missing_topics
 from streamer.common.settings import Settings
 from streamer.worker.catalog import CatalogFeed
 from tests.support.waiting import wait_for
+from tests.support.worker_metrics import metric_value
 
 FOLLOW_WITHIN_S = 30.0
 
@@ -68,6 +69,17 @@ def test_a_feed_on_a_missing_topic_creates_it_compacted_and_starts_empty(kafka_b
 
 
 @pytest.mark.integration
+def test_a_catalog_topic_of_several_partitions_is_read_whole(kafka_bootstrap, unique_name):
+    topic = unique_name("catalog")
+    feed = feed_for(kafka_bootstrap, topic)
+    create_missing_topics(feed.settings, [NewTopic(topic, 3, 1, topic_configs={"cleanup.policy": "compact"})])
+    items = [f"item-{n}" for n in range(30)]
+    publish(kafka_bootstrap, topic, "set", *items, "--unavailable")
+    feed.load_initial()
+    assert feed.catalog.unavailable == set(items)
+
+
+@pytest.mark.integration
 def test_a_following_feed_sees_a_later_change_and_a_tombstone(kafka_bootstrap, unique_name):
     topic = unique_name("catalog")
     publish(kafka_bootstrap, topic, "set", "a", "--unavailable")
@@ -100,12 +112,7 @@ def test_a_following_feed_sees_a_later_change_and_a_tombstone(kafka_bootstrap, u
 
 
 def unavailable_gauge(worker) -> float:
-    url = f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        lines = response.read().decode().splitlines()
-    return next(
-        float(line.split()[-1]) for line in lines if line.startswith("streamrec_catalog_unavailable_items ")
-    )
+    return metric_value(worker, "streamrec_catalog_unavailable_items")
 
 
 @pytest.mark.e2e

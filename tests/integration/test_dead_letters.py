@@ -26,7 +26,6 @@ def test_bad_input_goes_to_dead_letters_and_good_input_still_flows(kafka_bootstr
         "unknown_event_type": json.dumps({**good, "event_type": "like"}).encode(),
         "absurd_timestamp": json.dumps({**good, "event_time": 1_700_000_000_000}).encode(),
         "oversized": json.dumps({**good, "item_id": "x" * 10_000}).encode(),
-        "unknown_item": json.dumps({**good, "item_id": "never-seen-item"}).encode(),
     }
     click = setup.topics["click"]
     messages = []

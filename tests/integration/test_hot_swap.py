@@ -25,6 +25,7 @@ from streamer.registry import announce
 from streamer.worker.state import UserState
 from tests.support.kafka_io import TopicReader, latest_per_key, produce, produce_events
 from tests.support.waiting import wait_for
+from tests.support.worker_metrics import metric_value
 
 pytestmark = pytest.mark.e2e
 
@@ -119,14 +120,6 @@ def test_a_promoted_model_is_swapped_in_while_events_flow(kafka_bootstrap, strea
         assert torch.allclose(torch.from_numpy(state.hidden), encode(new, mine), atol=1e-5, rtol=0)
 
 
-def metric_value(worker, name: str) -> float:
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{worker.env['STREAMREC_WEB_PORT']}/metrics", timeout=5
-    ) as r:
-        lines = r.read().decode().splitlines()
-    return sum(float(line.split()[-1]) for line in lines if line.startswith(name))
-
-
 def test_a_tampered_or_mismatched_artifact_is_refused_and_the_old_model_keeps_serving(
     kafka_bootstrap, streamer_setup
 ):
@@ -155,8 +148,8 @@ def test_a_tampered_or_mismatched_artifact_is_refused_and_the_old_model_keeps_se
         wait_for(
             lambda: metric_value(worker, "streamrec_model_swap_refused_total") >= 2, what="both refusals"
         )
-        assert metric_value(worker, 'streamrec_model_swap_refused_total{reason="unloadable"}') == 1
-        assert metric_value(worker, 'streamrec_model_swap_refused_total{reason="checksum_mismatch"}') == 1
+        assert metric_value(worker, "streamrec_model_swap_refused_total", 'reason="unloadable"') == 1
+        assert metric_value(worker, "streamrec_model_swap_refused_total", 'reason="checksum_mismatch"') == 1
         events = stream_of_events(old, 20)
         produce_events(kafka_bootstrap, setup.topics["click"], events)
         lists = [Recommendation.from_bytes(m.value) for m in recs.read(len(events), worker=worker)]

@@ -122,11 +122,13 @@ def test_unavailable_indices_of_an_empty_catalog_are_an_empty_int64_tensor():
     assert indices.shape == (0,) and indices.dtype == torch.int64
 
 
-def test_unavailable_indices_are_computed_once_per_version_and_vocabulary():
+def test_unavailable_indices_are_computed_once_per_vocabulary_until_one_of_its_items_changes():
     vocabulary = {"a": 0, "b": 1}
     catalog = catalog_with((b"a", SOLD_OUT))
     first = catalog.unavailable_indices(vocabulary)
     catalog.apply(b"a", CatalogEntry(False, {"brand": "acme"}).to_bytes())  # no change of availability
+    assert catalog.unavailable_indices(vocabulary) is first
+    catalog.apply(b"not-in-the-vocabulary", SOLD_OUT)
     assert catalog.unavailable_indices(vocabulary) is first
     assert catalog.unavailable_indices(dict(vocabulary)) is not first  # another vocabulary object
 

@@ -1,4 +1,4 @@
-"""The retrainer's window, session cutting, training settings and promotion rule."""
+"""The retrainer's window, session cutting, training settings, schedule and promotion rule."""
 
 import dataclasses
 from types import SimpleNamespace
@@ -6,11 +6,16 @@ from types import SimpleNamespace
 import pytest
 
 from models.data import events_to_tsv, parse_events
+from models.popularity import recent_popularity
 from models.train import TrainConfig, train_model
 from schemas.events import Event, EventType
-from streamer.retrainer.cycle import judge, training_config, warm_start_fits
+from streamer.common.settings import Settings
+from streamer.retrainer.cycle import judge, run_cycle, training_config, warm_start_fits
 from streamer.retrainer.dataset import session_rows, split_recent
+from streamer.retrainer.schedule import crossed_a_tenth, first_model_needs, training_due
 from streamer.retrainer.window import EventWindow
+
+TINY = TrainConfig(hidden=8, batch_size=8, n_sample=16, epochs=1)
 
 
 def record(n: int, t: float | None = None, kind=EventType.CLICK):
@@ -102,3 +107,101 @@ def test_a_bad_preset_file_stops_the_retrainer_at_start_naming_the_setting(tmp_p
     for path in (bad, tmp_path / "missing.json"):
         with pytest.raises(ConfigError, match="STREAMREC_RETRAIN_PRESET_FILE"):
             training_preset(Settings.from_env({"STREAMREC_RETRAIN_PRESET_FILE": str(path)}))
+
+
+def schedule(**env: str):
+    defaults = {"STREAMREC_RETRAIN_EVERY_EVENTS": "50000", "STREAMREC_RETRAIN_EVERY_S": "3600"}
+    return Settings.from_env({**defaults, **env}).retrainer
+
+
+def due(settings, *, serving=False, window=0, new=0, seconds=0.0) -> bool:
+    return training_due(
+        settings, serving=serving, window_events=window, new_events=new, seconds_since_cycle=seconds
+    )
+
+
+def test_with_no_model_nothing_is_trained_before_the_window_holds_the_first_model_events():
+    settings = schedule(STREAMREC_RETRAIN_FIRST_MODEL_EVENTS="10000")
+    assert not due(settings, window=9_999, new=9_999, seconds=7200)  # not even on the usual schedule
+    assert due(settings, window=10_000, new=10_000)
+
+
+def test_the_first_model_is_trained_the_moment_the_window_reaches_the_threshold():
+    settings = schedule(STREAMREC_RETRAIN_FIRST_MODEL_EVENTS="10000")
+    assert due(settings, window=10_050, new=10_050, seconds=1)  # the usual schedule is far off
+    never = schedule(STREAMREC_RETRAIN_EVERY_EVENTS="0", STREAMREC_RETRAIN_EVERY_S="0")
+    assert due(never, window=10_000, new=10_000)
+
+
+def test_a_refused_first_candidate_is_retried_on_the_usual_schedule_not_on_every_fetch():
+    settings = schedule(STREAMREC_RETRAIN_FIRST_MODEL_EVENTS="10000")
+    assert not due(settings, window=10_500, new=500, seconds=60)
+    assert not due(settings, window=10_500, new=0, seconds=7200)
+    assert due(settings, window=10_500, new=500, seconds=3600)
+    assert due(settings, window=60_000, new=50_000, seconds=60)
+
+
+def test_a_window_smaller_than_the_threshold_trains_the_first_model_once_full():
+    settings = schedule(STREAMREC_RETRAIN_FIRST_MODEL_EVENTS="10000", STREAMREC_RETRAIN_WINDOW_EVENTS="500")
+    assert first_model_needs(settings) == 500
+    assert due(settings, window=500, new=700)  # more added than kept: the window trimmed the oldest
+
+
+def test_with_a_model_serving_only_the_usual_schedule_counts():
+    settings = schedule(STREAMREC_RETRAIN_FIRST_MODEL_EVENTS="10000", STREAMREC_RETRAIN_EVERY_EVENTS="100")
+    assert due(settings, serving=True, window=150, new=100)
+    assert not due(settings, serving=True, window=10_000, new=99, seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "logged"),
+    [
+        (0, 999, False),
+        (999, 1_000, True),
+        (1_000, 1_999, False),
+        (1_500, 3_100, True),
+        (10_000, 12_000, False),
+    ],
+)
+def test_progress_towards_the_first_model_is_logged_at_each_tenth(before, after, logged):
+    assert crossed_a_tenth(before, after, needed=10_000) is logged
+
+
+@pytest.mark.parametrize("recall", [0.0, float("nan")])
+def test_a_candidate_that_measures_nothing_is_refused_even_as_the_first_model(recall):
+    for current in (None, {"recall@20": 0.0}):
+        promote, reason = judge({"recall@20": recall}, current, margin=1.0)
+        assert not promote and "recall@20" in reason
+
+
+def sessions(n_users: int, length: int, start: float = 1_700_000_000.0) -> list[Event]:
+    """Each user walks the 12 items in steps of their own; one session per user, in user order."""
+    return [
+        Event(f"u{u}-{k}", f"u{u}", f"i{(u + k * (1 + u % 5)) % 12}", start + 60 * u + k, EventType.CLICK)
+        for u in range(n_users)
+        for k in range(length)
+    ]
+
+
+def test_the_first_candidate_is_promoted_with_the_popularity_of_the_whole_window():
+    events = sessions(60, 6)
+    candidate = run_cycle(events, None, Settings.from_env({}), TINY)
+    assert candidate.decision.promote, candidate.decision.reason
+    assert candidate.decision.current is None and candidate.decision.candidate["recall@20"] > 0
+    assert candidate.popular_items == recent_popularity(
+        [e.item_id for e in events], [e.event_time for e in events], [e.event_type for e in events]
+    )
+    assert len(candidate.popular_items) == 12
+
+
+def test_a_first_candidate_whose_held_out_sessions_predict_nothing_is_refused():
+    single_events = sessions(10, 1, start=1_800_000_000.0)  # the most recent sessions: one event each
+    candidate = run_cycle(sessions(60, 6) + single_events, None, Settings.from_env({}), TINY)
+    assert not candidate.decision.promote and "nothing learned" in candidate.decision.reason
+
+
+def test_a_training_that_fails_is_refused_instead_of_stopping_the_retrainer():
+    events = sessions(40, 1)  # no session has two events: nothing to train on
+    candidate = run_cycle(events, None, Settings.from_env({}), TINY)
+    assert candidate.result is None and not candidate.decision.promote
+    assert candidate.decision.reason.startswith("training failed")
