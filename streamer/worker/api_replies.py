@@ -7,8 +7,8 @@ import msgspec
 from schemas.api import ApiError, ApiErrorReason
 from schemas.errors import InvalidMessage
 
-# How long a client should wait before asking again when a user's state is moving between workers:
-# a rebalance with standby replicas takes a few seconds.
+# How long a client should wait before asking again while a user's state is moving between workers.
+# A rebalance with standby replicas takes a few seconds; a GET is cheap to repeat, so ask again soon.
 RETRY_AFTER_S = 1
 
 # The status each error reason is answered with.
