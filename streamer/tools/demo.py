@@ -4,18 +4,21 @@ Steps: start a local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS names one), tr
 rsc15 sample if none exists yet, start a streamer worker and a retrainer, replay test-split events
 into the click topic, and print each recommendation list as it arrives. Half-way through, the
 retrainer trains on the events it has seen, promotes the result, and the worker swaps it in while
-events keep flowing: the lists after that carry the new version. Everything it started is stopped
-at the end or on Ctrl-C.
+events keep flowing: the lists after that carry the new version. At the end it asks the worker's
+query API for one user's list, marks that list's first item sold out on the item-catalog topic, and
+asks again: the item is gone. Everything it started is stopped at the end or on Ctrl-C.
 """
 
 import argparse
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,6 +118,7 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, workdir: Path, stack:
         "STREAMREC_BUY_TOPIC": f"{app_id}-buy",
         "STREAMREC_RECOMMENDATIONS_TOPIC": f"{app_id}-recommendations",
         "STREAMREC_DEAD_LETTER_TOPIC": f"{app_id}-dead-letters",
+        "STREAMREC_CATALOG_TOPIC": f"{app_id}-item-catalog",
         "STREAMREC_TOPIC_PARTITIONS": str(PARTITIONS),
         "STREAMREC_MODEL_PATH": str(args.model),
         "STREAMREC_DATA_DIR": str(workdir / "state"),
@@ -146,21 +150,54 @@ def run_pipeline(args: argparse.Namespace, bootstrap: str, workdir: Path, stack:
     events = read_events(args.data / "test.tsv")[: args.events]
     producer = threading.Thread(target=replay, args=(events, settings, args.rate, False), daemon=True)
     producer.start()
-    received = print_recommendations(settings, len(events), args.show, worker)
+    received, last_user = print_recommendations(settings, len(events), args.show, worker)
     producer.join()
     print(f"\n{received} lists for {len(events)} replayed events")
     for line in retrainer.log_path.read_text().splitlines():
         if "retrain decision" in line:
             print("retrainer:", line.split("retrain decision ", 1)[1][:300])
+    if last_user is not None and worker.alive():
+        show_api_and_catalog(settings, last_user, args.show)
     if not worker.alive():
         print(f"the worker exited early; its log ends:\n{worker.log_tail()}", file=sys.stderr)
         return 1
     return 0 if received == len(events) else 1
 
 
+def show_api_and_catalog(settings: Settings, user: str, show: int, within_s: float = 30.0) -> None:
+    """One query API call, one item sold out on the catalog topic, and the same call once the worker
+    has followed the change."""
+    from schemas.catalog import CatalogEntry, catalog_record
+    from streamer.tools.catalog_cli import publish
+
+    quoted = urllib.request.quote(user, safe="")
+    url = f"http://127.0.0.1:{settings.worker.web_port}/users/{quoted}/recommendations?k={show}"
+    print(f"\n$ curl '{url}'")
+    answer = _get_json(url)
+    print(json.dumps(answer))
+    if not answer["items"]:
+        return
+    sold_out = answer["items"][0]["item_id"]
+    print(f"\n$ streamrec catalog set {sold_out} --unavailable   # sold out")
+    publish(settings, [catalog_record(sold_out, CatalogEntry(available=False))])
+    deadline = time.monotonic() + within_s
+    while sold_out in {item["item_id"] for item in answer["items"]} and time.monotonic() < deadline:
+        time.sleep(0.2)  # poll interval: the worker follows the catalog topic within a moment
+        answer = _get_json(url)
+    print(f"$ curl '{url}'")
+    print(json.dumps(answer))
+    gone = sold_out not in {item["item_id"] for item in answer["items"]}
+    print(f"item {sold_out} {'is no longer listed' if gone else f'is still listed after {within_s:.0f} s'}")
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
 def print_recommendations(
     settings: Settings, expected: int, show: int, worker: WorkerProcess, idle_timeout_s: float = 120.0
-) -> int:
+) -> tuple[int, str | None]:
     from kafka import KafkaConsumer
 
     from streamer.common.kafka_config import kafka_python_config
@@ -172,14 +209,14 @@ def print_recommendations(
         consumer_timeout_ms=1000,
         **kafka_python_config(settings),
     )
-    received = 0
+    received, user = 0, None
     versions: list[str] = []
     last_seen = time.monotonic()
     try:
         while received < expected and worker.alive() and time.monotonic() - last_seen < idle_timeout_s:
             for message in consumer:
                 rec = Recommendation.from_bytes(message.value)
-                received += 1
+                received, user = received + 1, rec.user_id
                 if rec.model_version not in versions:
                     if versions:
                         print(
@@ -195,4 +232,4 @@ def print_recommendations(
                     break
     finally:
         consumer.close()
-    return received
+    return received, user

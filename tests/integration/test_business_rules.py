@@ -1,9 +1,11 @@
 """Business rules, new items and cold start against a real broker and a running worker: a sold-out
-item leaves the lists and comes back, a bought item is not recommended to its buyer within the
-window, an unknown item gets a list and a counter but no dead letter, and a worker with no model at
-all serves popularity from its first event."""
+item leaves the lists and the query API's answers and comes back, a bought item is not recommended
+to its buyer within the window, an unknown item gets a list and a counter but no dead letter, and a
+worker with no model at all serves popularity from its first event."""
 
+import json
 import time
+import urllib.request
 
 import pytest
 
@@ -37,6 +39,13 @@ class Shop:
         assert listed.event_id == event.event_id
         return listed
 
+    def answer(self, user: str) -> list[str]:
+        """The items of the query API's answer for ``user``."""
+        port = self.worker.env["STREAMREC_WEB_PORT"]
+        url = f"http://127.0.0.1:{port}/users/{user}/recommendations?k=1000"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return [item["item_id"] for item in json.load(response)["items"]]
+
     def catalog(self, *argv: str) -> None:
         topic = self.setup.env()["STREAMREC_CATALOG_TOPIC"]
         assert main(["catalog", *argv, "--topic", topic, "--bootstrap-servers", self.bootstrap]) == 0
@@ -61,12 +70,14 @@ def test_sold_out_bought_and_new_items_in_the_stream(kafka_bootstrap, streamer_s
         wait_for(lambda: metric_value(worker, "streamrec_catalog_unavailable_items") == 1, 30, "the sale")
         listed = shop.event("alice", catalog[1])
         assert sold_out not in items(listed) and len(listed.items) == len(catalog) - 1
+        assert sold_out not in shop.answer("alice") and len(shop.answer("alice")) == len(catalog) - 1
         shop.catalog("set", sold_out, "--available")
         wait_for(lambda: metric_value(worker, "streamrec_catalog_unavailable_items") == 0, 30, "restock")
+        assert sold_out in shop.answer("alice")
         assert sold_out in items(shop.event("alice", catalog[2]))
 
         assert bought not in items(shop.event("bob", bought, EventType.BUY))
-        assert bought not in items(shop.event("bob", catalog[5]))
+        assert bought not in items(shop.event("bob", catalog[5])) and bought not in shop.answer("bob")
         assert bought in items(shop.event("carol", catalog[5]))
 
         new = shop.event("dave", "an-item-added-this-morning")
