@@ -103,8 +103,10 @@ class Runner:
         result = {"unpaced": unpaced, "ladder": ladder, "sustained_per_s": sustained}
         if sustained > 0:
             result["half"] = self.paced(system, sustained / 2, self.plan.run_seconds)
+            result["memory"] = system.memory_gb()
             if announcement is not None:
                 result["swap"] = self.swap(system, sustained / 2, announcement)
+                result["memory_after_swap"] = system.memory_gb()
         return result
 
     def attempt(self, system: System, rate: float, ladder: list[dict]) -> bool:

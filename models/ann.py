@@ -1,17 +1,28 @@
 """Approximate scoring for large catalogs: candidates from a faiss inverted-file index, re-ranked exactly.
 
-An item's score is ``q · v_i + b_i``: the inner product of ``[q, 1]`` with ``x_i = [v_i, b_i]``. The
-index searches by L2 distance instead, over ``[x_i, sqrt(M - |x_i|²)]`` (M the largest ``|x_i|²``)
-with queries ``[q, 1, 0]``: the distance is then ``|q|² + 1 + M - 2 score``, so the nearest items are
-the best scored (the MIPS-to-L2 reduction). An inner-product IVF index partitions items badly when
-their norms differ, as they do with a popularity bias: on a 200k-item clustered catalog, nprobe 32,
-overlap@20 with the exact lists was 0.20 with it and 0.99 with the reduction
-(bench/catalog_benchmark.py). The nearest candidates are then scored exactly (the same vectors and
-bias as the exact scorer), a row's exclusions are set to -inf, and the best ``k`` are cut. Unavailable
-items never become candidates: faiss skips them while it scans its lists (an ID selector over a
-bitmap of the available items), so a sold-out tenth of the catalog does not thin the candidates out.
-A row whose candidates cannot fill ``k`` (tiny catalogs, many exclusions) is ranked by the exact
-scorer, under the same exclusions and the same unavailable items.
+An item's score is ``q · v_i + b_i``: the inner product of ``[q, 1]`` with ``x_i = [v_i, b_i]``, which
+the index searches directly (inner-product metric). Its lists are built for the two ways a catalog's
+best items are found:
+
+* **by direction**: items are grouped by the direction of ``v_i`` (spherical k-means), and a row
+  searches the ``nprobe`` lists whose mean vector ``c`` and best bias ``b_max`` score highest
+  (``q · c + b_max``): a trained model's lists follow its query's direction;
+* **by popularity**: the ``head`` items of highest bias form one more list that every row searches:
+  where the bias outweighs the direction (as on the synthetic catalogs, whose lists are mostly the
+  most popular items), the best items are in it whatever the query.
+
+Measured (bench/README.md): the earlier index, an L2 k-means over the MIPS-to-L2 reduction
+``[x_i, sqrt(M - |x_i|²)]``, lost the RetailRocket model's low-norm items (Recall@20 0.5715 at nprobe
+16 against 0.5951 exact: they sit together near the reduction's pole, in lists whose centroids point
+nowhere); a plain inner-product IVF found them but its k-means collapsed on the synthetic catalogs'
+bias (overlap@20 0.10 at 200k items). Directions plus the head list hold both.
+
+The nearest candidates are then scored exactly (the same vectors and bias as the exact scorer), a
+row's exclusions are set to -inf, and the best ``k`` are cut. Unavailable items never become
+candidates: faiss skips them while it scans its lists (an ID selector over a bitmap of the
+available items), so a sold-out tenth of the catalog does not thin the candidates out. A row whose
+candidates cannot fill ``k`` (tiny catalogs, many exclusions) is ranked by the exact scorer, under
+the same exclusions and the same unavailable items.
 
 Like the exact scorer, every search runs on blocks of exactly ``SERVING_BLOCK`` rows (faiss picks its
 distance kernel by the number of queries), so a row's list does not depend on its micro-batch.
@@ -30,12 +41,20 @@ from models.contract import ItemTable
 from models.scoring import ExactScorer, PerUnavailableSet, unlisted_where_no_score_
 from models.serving_blocks import blocks, padded
 
+# The head list's key in the coarse quantizer: its inner product with any query ``[q, 1]`` is this
+# bias, far above any list's ``q · c + b_max``, so every row searches it (one of its nprobe + 1 lists).
+ALWAYS_SEARCHED = 1e30
+
 
 @dataclass(frozen=True)
 class AnnParams:
     candidates: int = 64  # nearest items per row scored exactly (at least k + exclusions)
-    nprobe: int = 16  # inverted lists searched per row
-    nlist: int = 0  # inverted lists of the index; 0: about 2 * sqrt(items)
+    nprobe: int = 16  # direction lists searched per row, besides the head list
+    nlist: int = 0  # direction lists of the index; 0: about 2 * sqrt(items)
+    head: int = 0  # items of highest bias in the list every row searches; 0: about 2 * sqrt(items)
+    # One thread: a worker builds while its event loop serves on the other core of two (1M items:
+    # 20 s on one thread, load 4.7).
+    build_threads: int = 1
 
 
 class IndexMismatch(ValueError):
@@ -43,39 +62,69 @@ class IndexMismatch(ValueError):
 
 
 def index_rows(items: ItemTable) -> np.ndarray:
-    """Item rows ``[v_i, b_i, sqrt(M - |x_i|²)]`` as faiss wants them: float32, C order."""
-    x = torch.cat([items.vectors, items.bias.unsqueeze(1)], 1).detach().double()
-    norms = (x * x).sum(1)
-    rows = torch.cat([x, (norms.max() - norms).clamp(min=0).sqrt().unsqueeze(1)], 1)
+    """Item rows ``[v_i, b_i]`` as faiss wants them: float32, C order."""
+    rows = torch.cat([items.vectors, items.bias.unsqueeze(1)], 1).detach()
     return np.ascontiguousarray(rows.numpy(), dtype=np.float32)
 
 
-def build_index(items: ItemTable, params: AnnParams) -> faiss.Index:
-    """An IVF-flat L2 index over the catalog's index rows, k-means trained on a sample of at most 64
-    items per list. 2 * sqrt(items) lists rather than 4 * sqrt: a 1M-item build took 20-27 s instead
-    of 129 s (fewer centroids to train and assign), at the same overlap (bench/README.md)."""
+def build_index(items: ItemTable, params: AnnParams) -> faiss.IndexIVFFlat:
+    """An inner-product IVF-flat index of ``nlist`` direction lists and one head list (the last),
+    k-means trained on a sample of at most 64 items per list, on ``params.build_threads`` OpenMP
+    threads (faiss's thread count belongs to the calling thread: it is restored after)."""
+    previous_threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(params.build_threads)
+    try:
+        return _build_index(items, params)
+    finally:
+        faiss.omp_set_num_threads(previous_threads)
+
+
+def _build_index(items: ItemTable, params: AnnParams) -> faiss.IndexIVFFlat:
+    n = items.n_items
+    nlist = params.nlist or max(1, min(n // 39, round(2 * math.sqrt(n))))
+    head = min(n, params.head or round(2 * math.sqrt(n)))
+    vectors = items.vectors.detach().float()
+    directions = vectors / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    kmeans = faiss.Kmeans(
+        vectors.shape[1], nlist, niter=20, seed=1234, spherical=True, max_points_per_centroid=64
+    )
+    kmeans.train(np.ascontiguousarray(directions.numpy()))
+    lists = torch.from_numpy(kmeans.index.search(np.ascontiguousarray(directions.numpy()), 1)[1][:, 0])
+    lists[items.bias.argsort(descending=True)[:head]] = nlist
     rows = index_rows(items)
-    nlist = params.nlist or max(1, min(len(rows) // 39, round(2 * math.sqrt(len(rows)))))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(rows.shape[1]), rows.shape[1], nlist, faiss.METRIC_L2)
-    index.cp.max_points_per_centroid = 64
-    index.cp.seed = 1234
-    index.train(rows)
-    index.add(rows)
+    quantizer = faiss.IndexFlatIP(rows.shape[1])
+    quantizer.add(_list_keys(torch.from_numpy(rows), lists, nlist))
+    index = faiss.IndexIVFFlat(quantizer, rows.shape[1], nlist + 1, faiss.METRIC_INNER_PRODUCT)
+    index.is_trained = True
+    ids = np.arange(n, dtype=np.int64)
+    assignment = np.ascontiguousarray(lists.numpy(), dtype=np.int64)
+    index.add_core(n, faiss.swig_ptr(rows), faiss.swig_ptr(ids), faiss.swig_ptr(assignment))
     return index
+
+
+def _list_keys(rows: Tensor, lists: Tensor, nlist: int) -> np.ndarray:
+    """Each direction list's ``[mean v, max b]`` (its probe score for ``[q, 1]`` is ``q · c + b_max``),
+    then the head list's ``[0, ALWAYS_SEARCHED]``."""
+    sizes = torch.bincount(lists, minlength=nlist + 1).clamp(min=1)
+    keys = torch.zeros(nlist + 1, rows.shape[1]).index_add_(0, lists, rows) / sizes.unsqueeze(1)
+    keys[:, -1] = torch.full((nlist + 1,), -ALWAYS_SEARCHED).scatter_reduce_(0, lists, rows[:, -1], "amax")
+    keys[nlist] = 0.0
+    keys[nlist, -1] = ALWAYS_SEARCHED
+    return np.ascontiguousarray(keys.numpy())
 
 
 class AnnScorer:
     def __init__(self, items: ItemTable, index: faiss.Index, params: AnnParams) -> None:
-        if index.ntotal != items.n_items or index.d != items.vectors.shape[1] + 2:
+        if index.ntotal != items.n_items or index.d != items.vectors.shape[1] + 1:
             raise IndexMismatch(
                 f"the index holds {index.ntotal} vectors of {index.d} dimensions, the model "
-                f"{items.n_items} items of {items.vectors.shape[1] + 2}"
+                f"{items.n_items} items of {items.vectors.shape[1] + 1}"
             )
         self.items = items
         self.n_items = items.n_items
         self.index = index
         self.params = params
-        self._search = faiss.SearchParametersIVF(nprobe=params.nprobe)
+        self._search = faiss.SearchParametersIVF(nprobe=params.nprobe + 1)  # + the head list
         self._search_available = PerUnavailableSet(self._search_without)
         self._exact = ExactScorer(items)
         self.build_seconds = 0.0
@@ -98,9 +147,7 @@ class AnnScorer:
         n = min(self.n_items, max(self.params.candidates, k + excluded_per_row))
         search = self._search if unavailable is None else self._search_available(unavailable)[0]
         rows = padded(queries)
-        query_rows = np.ascontiguousarray(
-            torch.cat([rows, rows.new_ones(len(rows), 1), rows.new_zeros(len(rows), 1)], 1).numpy()
-        )
+        query_rows = np.ascontiguousarray(torch.cat([rows, rows.new_ones(len(rows), 1)], 1).numpy())
         top_scores = queries.new_empty(len(queries), k)
         top_items = torch.empty(len(queries), k, dtype=torch.long)
         for block in blocks(len(queries)):
