@@ -25,6 +25,7 @@ Run: ``.venv/bin/python -m bench.stream_benchmark [--quick] [--large-catalogs]``
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -48,6 +49,7 @@ from streamer.common.settings import SETTINGS
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "rsc15-100k"
 LARGE_CATALOGS = (50_000, 200_000, 1_000_000)
+SWAP_ITEMS_PER_S = 20_000  # the swap run's extra seconds: one per this many items
 FIXED_RATES = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
 FULL = dict(
     run_seconds=8,
@@ -186,7 +188,10 @@ def bench_catalog(
         name = f"sb{os.getpid()}-{short}-{system}"
         return Deployment(bootstrap, name, args.partitions, workdir / short / system)
 
-    runner = Runner(catalog, plan)
+    # The swap run lasts until the new model has served a while: loading it and building its index
+    # take ~20 s per million items on one thread of an idle machine (bench/catalog_benchmark.py).
+    swap_seconds = plan.swap_seconds + catalog.n_items / SWAP_ITEMS_PER_S
+    runner = Runner(catalog, dataclasses.replace(plan, swap_seconds=swap_seconds))
     if not args.large_catalogs:  # neither depends on the catalog's size
         print("(b) bare Kafka pipe…", flush=True)
         within_ms = round(float(settings["STREAMREC_BATCH_WITHIN_MS"]))

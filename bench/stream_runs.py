@@ -1,11 +1,11 @@
 """The runs of the streaming benchmark against one system under test, as figures (dictionaries)."""
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 
 from bench import stream_stats as stats
@@ -124,7 +124,7 @@ class Runner:
         topic = system.deployment.topics["models"]
 
         async def announce(producer: AIOKafkaProducer) -> None:
-            fresh = dataclasses.replace(announcement, created_at=time.time())
+            fresh = msgspec.structs.replace(announcement, created_at=time.time())
             await producer.send_and_wait(topic, fresh.to_bytes(), ANNOUNCEMENT_KEY)
 
         at = self.plan.swap_seconds * 0.4
