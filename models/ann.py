@@ -184,8 +184,8 @@ class AnnScorer:
         """The ``n`` best items of the lists each of the block's first ``real`` rows probes. The lists
         are chosen by one product over the whole padded block (a fixed shape: the same bits for a
         row in any batch; faiss would switch from its own kernel to BLAS at 20 rows); only the real
-        rows scan them, since a scan costs per row (200k items, mean batch 9: 2.1 ms of worker CPU
-        per event when the padding rows were searched too)."""
+        rows scan them: unlike the exact scorer's product, whose cost is reading the item matrix once
+        per block, a scan costs per row: scanning for the padding too made a lone event cost 32 scans."""
         probe_scores, probed = torch.topk(block @ self._list_keys.T, self._probes, dim=1)
         # The C++ call: faiss's Python wrapper of search_preassigned takes no search parameters (and
         # so no selector). faiss reads these arrays through raw pointers: they are locals, alive.

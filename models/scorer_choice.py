@@ -10,6 +10,8 @@ so "auto" switches at 100k.
 
 from dataclasses import dataclass, field
 
+import faiss
+
 from models.ann import AnnParams, AnnScorer
 from models.contract import ItemTable, Scorer
 from models.scoring import ExactScorer
@@ -27,9 +29,11 @@ class ScorerChoice:
         return self.kind == "ann" or (self.kind == "auto" and n_items >= self.ann_from_items)
 
 
-def build_scorer(items: ItemTable, choice: ScorerChoice) -> Scorer:
-    """The scorer ``choice`` asks for; an approximate one builds its index here (seconds for a
-    million items: call it off the event loop)."""
-    if choice.uses_ann(items.n_items):
-        return AnnScorer.build(items, choice.ann)
-    return ExactScorer(items)
+def build_scorer(items: ItemTable, choice: ScorerChoice, index: faiss.Index | None = None) -> Scorer:
+    """The scorer ``choice`` asks for; an approximate one uses ``index`` (shipped with the artifact)
+    or builds its own here (seconds for a million items: call it off the event loop)."""
+    if not choice.uses_ann(items.n_items):
+        return ExactScorer(items)
+    if index is not None:
+        return AnnScorer(items, index, choice.ann)
+    return AnnScorer.build(items, choice.ann)

@@ -9,6 +9,7 @@ same :meth:`Recommender.top_k`, on the artifact's scorer (:mod:`models.scoring`)
 import time
 from dataclasses import dataclass, field
 
+import faiss
 import numpy as np
 import torch
 
@@ -41,13 +42,16 @@ class BatchResult:
 class Recommender:
     """Serves one model artifact under one policy."""
 
-    def __init__(self, artifact: ModelArtifact, policy: ServingPolicy) -> None:
+    def __init__(
+        self, artifact: ModelArtifact, policy: ServingPolicy, index: faiss.Index | None = None
+    ) -> None:
         self.artifact = artifact
         self.policy = policy
         self.version = artifact.version
         self.advancer = StateAdvancer(artifact, policy)
         self._model = artifact.model
-        self.scorer = build_scorer(artifact.model.item_table(), policy.scorer)  # may build an index
+        # May build an index (``index``: one shipped with the artifact).
+        self.scorer = build_scorer(artifact.model.item_table(), policy.scorer, index)
         # An excluded item must not come back with a -inf score when k covers the whole catalog.
         self._k = min(policy.top_k, artifact.model.n_items - int(policy.exclude_current_item))
         self._encoder = ListEncoder(artifact.item_ids, artifact.version)

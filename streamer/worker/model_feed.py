@@ -15,6 +15,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import faiss
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
@@ -27,6 +28,7 @@ from streamer.registry import (
     AnnouncementRefused,
     artifact_path,
     load_announced,
+    load_announced_index,
     newest_sound_announcement,
     parse_announcement,
 )
@@ -89,7 +91,14 @@ class ModelFeed:
         sound, self._follow_from = newest_sound_announcement(self.settings, count_refusal)
         if sound is not None:
             announcement, artifact = sound
-            self.holder.stage(self.recommender(artifact), artifact_path(self.settings, announcement))
+            try:
+                index = load_announced_index(self.settings, announcement, artifact)
+            except AnnouncementRefused as exc:  # the weights verify: serve them, with an index of ours
+                count_refusal(exc)
+                log.error("building an index for model %s: %s", announcement.version, exc)
+                index = None
+            path = artifact_path(self.settings, announcement)
+            self.holder.stage(self.recommender(artifact, index), path)
             return
         log.info("no announced model verifies; serving %s", self.settings.models.fallback)
         fallback = self.settings.models.fallback
@@ -131,12 +140,14 @@ class ModelFeed:
                 log.warning("cannot follow model updates yet, retrying in %s s: %s", FOLLOW_RETRY_S, exc)
                 await asyncio.sleep(FOLLOW_RETRY_S)
 
-    def recommender(self, artifact: ModelArtifact) -> Recommender:
-        """A recommender serving ``artifact`` under this worker's policy (builds its scorer's index)."""
-        return Recommender(artifact, self.holder.policy)
+    def recommender(self, artifact: ModelArtifact, index: faiss.Index | None = None) -> Recommender:
+        """A recommender serving ``artifact`` under this worker's policy, with the approximate index
+        shipped with it (None: its scorer builds one if it needs one)."""
+        return Recommender(artifact, self.holder.policy, index)
 
     def _prepare(self, announcement: ModelAnnouncement) -> Recommender:
-        return self.recommender(load_announced(self.settings, announcement))
+        artifact = load_announced(self.settings, announcement)
+        return self.recommender(artifact, load_announced_index(self.settings, announcement, artifact))
 
     async def _consider(self, announcement: ModelAnnouncement) -> None:
         # Loading, verifying and building the scorer (an index, for a large catalog) run in a thread:
