@@ -43,8 +43,12 @@ from bench.stream_data import Catalog, rsc15_catalog, swap_artifact, synthetic_c
 from bench.stream_deploy import Deployment, kafka, kafka_pipe, load_average, worker
 from bench.stream_report import format_report, targets
 from bench.stream_runs import Plan, Runner
+from models.ann import AnnParams
 from models.artifact import load_artifact
-from streamer.common.settings import SETTINGS
+from models.shipped_index import ship_index
+from schemas.model_updates import ModelAnnouncement
+from streamer.common.settings import SETTINGS, Settings
+from streamer.registry import ships_index
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "rsc15-100k"
@@ -204,13 +208,23 @@ def bench_catalog(
         ) as naive:
             result["naive"] = runner.run("naive", naive, None, plan.naive_events)
     print(f"streamer ({', '.join(f'{k}={v}' for k, v in settings.items())})…", flush=True)
-    announcement = None if args.no_swap else swap_artifact(catalog.artifact, store, f"swap-{short}", seed=11)
+    announcement = None if args.no_swap else swap_model(catalog, store, f"swap-{short}")
     with worker(deployment("streamer"), catalog.artifact, store, settings) as streamer:
         result["streamer"] = runner.streamer(streamer, announcement)
     result["streamer"]["settings"] = settings
     result["targets"] = targets(result)
     shutil.rmtree(workdir / short, ignore_errors=True)
     return result
+
+
+def swap_model(catalog: Catalog, store: Path, name: str) -> ModelAnnouncement:
+    """Another model of ``catalog`` in ``store/name``, stored as the registry stores a promoted one:
+    with its approximate index when the workers' settings (this environment's) serve it through one."""
+    announcement = swap_artifact(catalog.artifact, store, name, seed=11)
+    if ships_index(Settings.from_env(), catalog.n_items):
+        print(f"shipping the index of {name}…", flush=True)
+        ship_index(store / name, load_artifact(store / name), AnnParams())
+    return announcement
 
 
 def finite(value: object) -> object:
