@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup demo test test-unit test-integration lint chaos bench-train bench-stream bench-catalog clean
+.PHONY: setup demo test test-unit test-integration lint chaos bench-train bench-stream bench-catalog bench-catalog-stream clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-stream: setup  ## streaming throughput and latency vs the bare model and a
 
 bench-catalog: $(INSTALLED)  ## exact vs approximate scoring at 50k, 200k and 1M items (~6 min)
 	$(PY) -m bench.catalog_benchmark
+
+bench-catalog-stream: setup  ## the streamer at 50k, 200k and 1M items: sustained rate, p99, RSS, swap (~40 min)
+	$(PY) -m bench.stream_benchmark --large-catalogs
 
 clean:
 	rm -rf var .pytest_cache

@@ -5,8 +5,9 @@ Synthetic catalogs of 50k, 200k and 1M items with the serving model's shape (100
 GRU4Rec whose item vectors are clustered around topics with a Zipf-like popularity bias
 (:func:`models.synthetic.cluster_item_vectors_`; trained embeddings look like that, random ones
 have no neighbourhoods). Queries are the states after a few random events. Per catalog: index
-build seconds, CPU µs per list of 20 at batches of 32 and 256, overlap@20 of the approximate lists
-with the exact ones, and the process's peak RSS.
+build seconds, CPU µs per list of 20 at batches of 32 and 256, the same at batch 32 with masks (a
+random tenth of the catalog unavailable, 200 exclusions per row), overlap@20 of the approximate
+lists with the exact ones (plain and masked), and the process's peak RSS.
 
 Run: ``.venv/bin/python -m bench.catalog_benchmark [--items 50000 200000 1000000]`` (or
 ``make bench-catalog``).
@@ -26,6 +27,7 @@ from models.scoring import ExactScorer
 from models.synthetic import cluster_item_vectors_
 
 K = 20
+EXCLUDED_PER_ROW = 200
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=AnnParams.candidates)
     parser.add_argument("--nprobe", type=int, default=AnnParams.nprobe)
     parser.add_argument("--nlist", type=int, default=AnnParams.nlist, help="index lists (0: the default)")
+    parser.add_argument("--head", type=int, default=AnnParams.head, help="head-list items (0: the default)")
     return parser.parse_args(argv)
 
 
@@ -49,10 +52,19 @@ def states(model: GRU4Rec, n: int, seed: int) -> torch.Tensor:
     return model.query(hidden)
 
 
-def microseconds_per_list(scorer, queries: torch.Tensor, batch: int) -> float:
+def masks(n_items: int, n_rows: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """200 excluded items per row and a sorted tenth of the catalog unavailable."""
+    g = torch.Generator().manual_seed(seed)
+    exclude = torch.randint(n_items, (n_rows, EXCLUDED_PER_ROW), generator=g)
+    unavailable = torch.randperm(n_items, generator=g)[: n_items // 10].sort().values
+    return exclude, unavailable
+
+
+def microseconds_per_list(scorer, queries: torch.Tensor, batch: int, exclude=None, unavailable=None) -> float:
     started = time.process_time()
     for start in range(0, len(queries), batch):
-        scorer.top_k(queries[start : start + batch], K)
+        rows = slice(start, start + batch)
+        scorer.top_k(queries[rows], K, None if exclude is None else exclude[rows], unavailable)
     return (time.process_time() - started) / len(queries) * 1e6
 
 
@@ -65,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     print(f"load {os.getloadavg()[0]:.2f}; CPU µs per list of {K}, one thread")
-    header = "items      build s  exact@32 exact@256   ann@32  ann@256  overlap@20  peak RSS"
+    header = (
+        "items      build s  exact@32 exact@256   ann@32  ann@256  masked: exact@32 ann@32"
+        "  overlap@20 masked  peak RSS"
+    )
     print(header)
     for n_items in args.items:
         model = GRU4Rec(ModelConfig(n_items=n_items, hidden=100), torch.Generator().manual_seed(7)).eval()
@@ -75,16 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         queries = states(model, args.queries, seed=n_items)
         exact = ExactScorer(items)
         started = time.perf_counter()
-        params = AnnParams(candidates=args.candidates, nprobe=args.nprobe, nlist=args.nlist)
+        params = AnnParams(candidates=args.candidates, nprobe=args.nprobe, nlist=args.nlist, head=args.head)
         ann = AnnScorer.build(items, params)
         build_s = time.perf_counter() - started
         figures = [microseconds_per_list(s, queries, b) for s in (exact, ann) for b in (32, 256)]
+        exclude, unavailable = masks(n_items, len(queries), seed=n_items + 1)
+        masked = [microseconds_per_list(s, queries, 32, exclude, unavailable) for s in (exact, ann)]
         same = overlap(ann.top_k(queries, K)[1], exact.top_k(queries, K)[1])
+        same_masked = overlap(
+            ann.top_k(queries, K, exclude, unavailable)[1], exact.top_k(queries, K, exclude, unavailable)[1]
+        )
         rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(
             f"{n_items:<9} {build_s:8.1f} "
             + " ".join(f"{f:8.0f}" for f in figures)
-            + f"  {same:10.4f}  {rss_gb:5.2f} GB",
+            + f"  {masked[0]:15.0f} {masked[1]:6.0f}  {same:10.4f} {same_masked:6.4f}  {rss_gb:5.2f} GB",
             flush=True,
         )
     return 0

@@ -14,7 +14,7 @@ import torch
 
 from bench.stream_data import EventMessage
 from models.artifact import ModelArtifact
-from models.scoring import exact_top_k
+from models.contract import Scorer
 from streamer.worker.engine import Recommender
 from streamer.worker.policy import ServingPolicy
 from streamer.worker.records import InputRecord, ParsedEvent, parse_record
@@ -51,7 +51,7 @@ def measure_model(
         parsed = parse_all(messages)
         recommender = Recommender(artifact, ServingPolicy())
         apply_rate, list_bytes = _apply_rate(recommender, parsed, batch, seconds)
-        tensor_rate = _tensor_rate(artifact, parsed, batch, seconds)
+        tensor_rate = _tensor_rate(artifact, recommender.scorer, parsed, batch, seconds)
     finally:
         torch.set_num_threads(previous)
     return ModelReference(batch, apply_rate, tensor_rate, list_bytes)
@@ -76,7 +76,11 @@ def _apply_rate(
     return done / (time.perf_counter() - started), list_bytes
 
 
-def _tensor_rate(artifact: ModelArtifact, parsed: list[ParsedEvent], batch: int, seconds: float) -> float:
+def _tensor_rate(
+    artifact: ModelArtifact, scorer: Scorer, parsed: list[ParsedEvent], batch: int, seconds: float
+) -> float:
+    """Events/s of the model step and the serving scorer's top-20 alone (the scorer the worker picks
+    for this catalog: exact, or approximate on a large one)."""
     model = artifact.model
     index = artifact.item_index
     items = torch.tensor([index[p.event.item_id] for p in parsed])
@@ -86,7 +90,7 @@ def _tensor_rate(artifact: ModelArtifact, parsed: list[ParsedEvent], batch: int,
     started = time.perf_counter()
     for start in range(0, len(parsed) - batch + 1, batch):
         hidden = model.step(hidden, items[start : start + batch], types[start : start + batch])
-        exact_top_k(model, hidden, 20)
+        scorer.top_k(model.query(hidden), 20)
         done += batch
         if time.perf_counter() - started > seconds:
             break

@@ -2,7 +2,8 @@
 next to (a) the bare model and (b) a bare Kafka pipe measured in the same run, a naive configuration
 (one event per micro-batch), and a model hot swap in the middle of a run.
 
-Per catalog (rsc15-100k, and a synthetic catalog of 50,000 items):
+Per catalog (rsc15-100k, and a synthetic catalog of 50,000 items; ``--large-catalogs``: synthetic
+catalogs of 50k, 200k and 1M items, streamer runs only, with the worker's resident memory):
 
 1. (a) bare model: ``Recommender.apply`` on micro-batches of the worker's batch size, no Kafka.
 2. (b) bare Kafka pipe: a plain aiokafka consumer -> producer process, list-sized messages, unpaced.
@@ -19,11 +20,12 @@ clock), pairs matched by the list's source position. Events come from many concu
 sessions (one user each), keyed by user, over several partitions, ~3% of them buys. A local broker is
 started unless KAFKA_BOOTSTRAP_SERVERS is set. Prints a table and writes JSON (--json).
 
-Run: ``.venv/bin/python -m bench.stream_benchmark [--quick]`` (or ``make bench-stream``).
+Run: ``.venv/bin/python -m bench.stream_benchmark [--quick] [--large-catalogs]`` (or ``make bench-stream``).
 """
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -41,11 +43,17 @@ from bench.stream_data import Catalog, rsc15_catalog, swap_artifact, synthetic_c
 from bench.stream_deploy import Deployment, kafka, kafka_pipe, load_average, worker
 from bench.stream_report import format_report, targets
 from bench.stream_runs import Plan, Runner
+from models.ann import AnnParams
 from models.artifact import load_artifact
-from streamer.common.settings import SETTINGS
+from models.shipped_index import ship_index
+from schemas.model_updates import ModelAnnouncement
+from streamer.common.settings import SETTINGS, Settings
+from streamer.registry import ships_index
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "rsc15-100k"
+LARGE_CATALOGS = (50_000, 200_000, 1_000_000)
+SWAP_ITEMS_PER_S = 10_000  # the swap run's extra seconds: one per this many items
 FIXED_RATES = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0)
 FULL = dict(
     run_seconds=8,
@@ -80,7 +88,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="rsc15-100k folder (default: %(default)s)"
     )
-    parser.add_argument("--synthetic-items", type=int, default=50_000, help="items of the synthetic catalog")
+    parser.add_argument(
+        "--synthetic-items", type=int, nargs="+", default=[50_000], help="items of each synthetic catalog"
+    )
+    parser.add_argument(
+        "--large-catalogs",
+        action="store_true",
+        help="synthetic catalogs of 50k, 200k and 1M items (unless --synthetic-items says otherwise), "
+        "the streamer alone: no bare Kafka pipe, no naive run",
+    )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic (default: 4)")
     parser.add_argument("--users", type=int, default=2000, help="concurrently open sessions (default: 2000)")
     parser.add_argument(
@@ -95,7 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--cache", type=Path, default=PROJECT_ROOT / "var" / "bench" / "stream", help="models"
     )
     parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "var" / "bench" / "stream_benchmark.json")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.large_catalogs:
+        args.catalogs = ["synthetic"]
+        if args.synthetic_items == parser.get_default("synthetic_items"):
+            args.synthetic_items = list(LARGE_CATALOGS)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,10 +157,10 @@ def machine() -> dict:
 def load_catalogs(args: argparse.Namespace) -> list[Catalog]:
     models = args.cache / "models"
     loaders = {
-        "rsc15": lambda: rsc15_catalog(args.data, models),
-        "synthetic": lambda: synthetic_catalog(models, n_items=args.synthetic_items),
+        "rsc15": lambda: [rsc15_catalog(args.data, models)],
+        "synthetic": lambda: [synthetic_catalog(models, n_items=n) for n in args.synthetic_items],
     }
-    return [loaders[name]() for name in args.catalogs]
+    return [catalog for name in args.catalogs for catalog in loaders[name]()]
 
 
 def streamer_settings(args: argparse.Namespace) -> dict[str, str]:
@@ -164,31 +185,46 @@ def bench_catalog(
     )
     print(f"    {model.apply_events_per_s:.0f} events/s (tensor work alone {model.tensor_events_per_s:.0f})")
     result: dict = {"name": catalog.name, "n_items": catalog.n_items, "model": model.to_dict()}
-    short = catalog.name.split("-")[0]
+    short = catalog.name
     store = workdir / short / "store"
 
     def deployment(system: str) -> Deployment:
         name = f"sb{os.getpid()}-{short}-{system}"
         return Deployment(bootstrap, name, args.partitions, workdir / short / system)
 
-    runner = Runner(catalog, plan)
-    print("(b) bare Kafka pipe…", flush=True)
-    within_ms = round(float(settings["STREAMREC_BATCH_WITHIN_MS"]))
-    with kafka_pipe(deployment("pipe"), model.list_bytes, batch_max, within_ms) as pipe:
-        result["pipe"] = runner.run("pipe", pipe, None, plan.unpaced_events)
-    print("naive configuration (STREAMREC_BATCH_MAX=1)…", flush=True)
-    with worker(
-        deployment("naive"), catalog.artifact, store, {**settings, "STREAMREC_BATCH_MAX": "1"}
-    ) as naive:
-        result["naive"] = runner.run("naive", naive, None, plan.naive_events)
+    # The swap run lasts until the new model has served a while: loading it and building its index
+    # take ~25 s per million items on one thread of an idle machine (bench/catalog_benchmark.py), and
+    # more than the 40 s that 20,000 items per extra second left in a run beside the serving worker.
+    swap_seconds = plan.swap_seconds + catalog.n_items / SWAP_ITEMS_PER_S
+    runner = Runner(catalog, dataclasses.replace(plan, swap_seconds=swap_seconds))
+    if not args.large_catalogs:  # neither depends on the catalog's size
+        print("(b) bare Kafka pipe…", flush=True)
+        within_ms = round(float(settings["STREAMREC_BATCH_WITHIN_MS"]))
+        with kafka_pipe(deployment("pipe"), model.list_bytes, batch_max, within_ms) as pipe:
+            result["pipe"] = runner.run("pipe", pipe, None, plan.unpaced_events)
+        print("naive configuration (STREAMREC_BATCH_MAX=1)…", flush=True)
+        with worker(
+            deployment("naive"), catalog.artifact, store, {**settings, "STREAMREC_BATCH_MAX": "1"}
+        ) as naive:
+            result["naive"] = runner.run("naive", naive, None, plan.naive_events)
     print(f"streamer ({', '.join(f'{k}={v}' for k, v in settings.items())})…", flush=True)
-    announcement = None if args.no_swap else swap_artifact(catalog.artifact, store, f"swap-{short}", seed=11)
+    announcement = None if args.no_swap else swap_model(catalog, store, f"swap-{short}")
     with worker(deployment("streamer"), catalog.artifact, store, settings) as streamer:
         result["streamer"] = runner.streamer(streamer, announcement)
     result["streamer"]["settings"] = settings
     result["targets"] = targets(result)
     shutil.rmtree(workdir / short, ignore_errors=True)
     return result
+
+
+def swap_model(catalog: Catalog, store: Path, name: str) -> ModelAnnouncement:
+    """Another model of ``catalog`` in ``store/name``, stored as the registry stores a promoted one:
+    with its approximate index when the workers' settings (this environment's) serve it through one."""
+    announcement = swap_artifact(catalog.artifact, store, name, seed=11)
+    if ships_index(Settings.from_env(), catalog.n_items):
+        print(f"shipping the index of {name}…", flush=True)
+        ship_index(store / name, load_artifact(store / name), AnnParams())
+    return announcement
 
 
 def finite(value: object) -> object:

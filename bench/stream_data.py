@@ -20,7 +20,7 @@ import torch
 
 from models.artifact import load_artifact, save_artifact
 from models.model import GRU4Rec, ModelConfig
-from models.synthetic import write_synthetic_sessions
+from models.synthetic import cluster_item_vectors_, write_synthetic_sessions
 from schemas.events import Event, EventType
 from schemas.model_updates import ModelAnnouncement
 
@@ -57,12 +57,15 @@ def rsc15_catalog(data_dir: Path, cache: Path, progress: bool = True) -> Catalog
 
 
 def synthetic_catalog(cache: Path, n_items: int = 50_000, n_sessions: int = 20_000) -> Catalog:
-    """A synthetic catalog of ``n_items`` items: a seeded, untrained GRU4Rec of the rsc15 shape (serving
-    cost does not depend on the weights) and synthetic sessions over the same item ids."""
-    artifact = cache / f"synthetic-{n_items}"
+    """A synthetic catalog of ``n_items`` items: a seeded, untrained GRU4Rec of the rsc15 shape whose item
+    vectors cluster around topics (the exact scorer's cost does not depend on the weights; the
+    approximate one's index needs the neighbourhoods trained embeddings have) and synthetic sessions
+    over the same item ids."""
+    artifact = cache / f"synthetic-clustered-{n_items}"
     if not (artifact / "manifest.json").is_file():
         print(f"writing a synthetic {n_items}-item model -> {artifact}", flush=True)
         model = GRU4Rec(ModelConfig(n_items=n_items, hidden=100), torch.Generator().manual_seed(7)).eval()
+        cluster_item_vectors_(model)
         item_ids = [str(i) for i in range(n_items)]
         save_artifact(artifact, model, item_ids, {"synthetic": True}, "synthetic", {})
     with tempfile.TemporaryDirectory() as tmp:

@@ -83,6 +83,14 @@ class System:
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
 
+    def memory_gb(self) -> dict[str, float]:
+        """The process's resident memory now and at its peak so far (VmRSS, VmHWM), in GB."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        kilobytes = {
+            m.group(1): int(m.group(2)) for m in re.finditer(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M)
+        }
+        return {"rss_gb": kilobytes["VmRSS"] / 2**20, "peak_rss_gb": kilobytes["VmHWM"] / 2**20}
+
     def batches(self) -> tuple[float, float]:
         """(events, micro-batches) the worker has applied so far; (0, 0) without metrics."""
         if self.metrics_url is None:

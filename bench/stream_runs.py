@@ -1,11 +1,11 @@
 """The runs of the streaming benchmark against one system under test, as figures (dictionaries)."""
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 
 from bench import stream_stats as stats
@@ -103,8 +103,10 @@ class Runner:
         result = {"unpaced": unpaced, "ladder": ladder, "sustained_per_s": sustained}
         if sustained > 0:
             result["half"] = self.paced(system, sustained / 2, self.plan.run_seconds)
+            result["memory"] = system.memory_gb()
             if announcement is not None:
                 result["swap"] = self.swap(system, sustained / 2, announcement)
+                result["memory_after_swap"] = system.memory_gb()
         return result
 
     def attempt(self, system: System, rate: float, ladder: list[dict]) -> bool:
@@ -122,7 +124,7 @@ class Runner:
         topic = system.deployment.topics["models"]
 
         async def announce(producer: AIOKafkaProducer) -> None:
-            fresh = dataclasses.replace(announcement, created_at=time.time())
+            fresh = msgspec.structs.replace(announcement, created_at=time.time())
             await producer.send_and_wait(topic, fresh.to_bytes(), ANNOUNCEMENT_KEY)
 
         at = self.plan.swap_seconds * 0.4

@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import faiss
 from torch import nn
 
+from models.ann import AnnParams
 from models.artifact import ArtifactError, ModelArtifact, load_artifact, save_artifact_in
+from models.scorer_choice import ScorerChoice
+from models.shipped_index import load_shipped_index, ship_index
 from schemas.errors import InvalidMessage
 from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key
 from streamer.common.kafka_config import kafka_python_config
@@ -49,7 +53,15 @@ def store_artifact(
     path = save_artifact_in(
         settings.models.store, model, item_ids, config, data_fingerprint, metrics, popular_items
     )
-    return load_artifact(path)
+    artifact = load_artifact(path)
+    if ships_index(settings, artifact.model.n_items):  # the workers' index, built once, here
+        ship_index(path, artifact, AnnParams())
+    return artifact
+
+
+def ships_index(settings: Settings, n_items: int) -> bool:
+    """Whether workers with these settings serve a catalog of ``n_items`` through an index."""
+    return ScorerChoice(settings.worker.scorer, settings.worker.ann_from_items).uses_ann(n_items)
 
 
 def announce(settings: Settings, artifact: ModelArtifact, path: Path | None = None) -> ModelAnnouncement:
@@ -101,6 +113,20 @@ def load_announced(settings: Settings, announcement: ModelAnnouncement) -> Model
             "version_mismatch", f"{path} holds version {artifact.version}, announced {announcement.version}"
         )
     return artifact
+
+
+def load_announced_index(
+    settings: Settings, announcement: ModelAnnouncement, artifact: ModelArtifact
+) -> faiss.Index | None:
+    """The approximate index shipped with the announced artifact, if these settings serve its catalog
+    through one and one was shipped; raise :class:`AnnouncementRefused` if it does not verify."""
+    if not ships_index(settings, artifact.model.n_items):
+        return None
+    path = artifact_path(settings, announcement)
+    try:
+        return load_shipped_index(path, artifact)
+    except ArtifactError as exc:
+        raise AnnouncementRefused("bad_index", str(exc)) from exc
 
 
 def parse_announcement(value: bytes | None) -> ModelAnnouncement:

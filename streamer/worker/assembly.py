@@ -7,6 +7,7 @@ state store, model and catalog feeds, guards, agents and web pages out. Nothing 
 
 import sys
 
+import faiss
 import torch
 
 from streamer.common.settings import ConfigError, Settings
@@ -31,6 +32,7 @@ def build_worker(settings: Settings) -> Worker:
     # Per-batch tensor work is small: one thread is several times faster than two on a busy 2-core
     # machine, and leaves the other core to Kafka I/O and RocksDB.
     torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)  # the approximate scorer's searches, on this (the event loop's) thread
     app = create_app(settings)
     topics = declare_topics(app, settings)
     app.topics.add(topics.events)  # subscribed for the router; no stream reads it

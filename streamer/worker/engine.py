@@ -11,6 +11,7 @@ model knows, popularity (:mod:`streamer.worker.popularity`) for the others, the 
 import time
 from dataclasses import dataclass, field
 
+import faiss
 import numpy as np
 import torch
 
@@ -75,7 +76,11 @@ class Recommender:
     """Serves one model artifact (None: no model yet, popularity only) under one policy."""
 
     def __init__(
-        self, artifact: ModelArtifact | None, policy: ServingPolicy, context: ServingContext | None = None
+        self,
+        artifact: ModelArtifact | None,
+        policy: ServingPolicy,
+        context: ServingContext | None = None,
+        index: faiss.Index | None = None,
     ) -> None:
         self.artifact = artifact
         self.policy = policy
@@ -84,8 +89,9 @@ class Recommender:
         self.version = self.advancer.version
         self._index = self.advancer.item_index
         self._model = artifact.model if artifact else None
-        # may build an index (seconds for a large catalog): ModelFeed builds recommenders in a thread
-        self.scorer = build_scorer(self._model.item_table(), policy.scorer) if self._model else None
+        # May build an index (``index``: one shipped with the artifact); seconds for a large catalog,
+        # so ModelFeed builds recommenders in a thread.
+        self.scorer = build_scorer(self._model.item_table(), policy.scorer, index) if self._model else None
         self._item_ids = np.array(artifact.item_ids if artifact else [], dtype=object)
         self._popular_items = artifact.popular_items if artifact else []
         self._encoder = ListEncoder(self.version)

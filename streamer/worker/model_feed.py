@@ -16,6 +16,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+import faiss
 from aiokafka import TopicPartition
 
 from models.artifact import ModelArtifact, load_artifact
@@ -26,6 +27,7 @@ from streamer.registry import (
     AnnouncementRefused,
     artifact_path,
     load_announced,
+    load_announced_index,
     newest_sound_announcement,
     parse_announcement,
 )
@@ -92,7 +94,14 @@ class ModelFeed:
         sound, self._follow_from = newest_sound_announcement(self.settings, count_refusal)
         if sound is not None:
             announcement, artifact = sound
-            self.holder.stage(self.recommender(artifact), artifact_path(self.settings, announcement))
+            try:
+                index = load_announced_index(self.settings, announcement, artifact)
+            except AnnouncementRefused as exc:  # the weights verify: serve them, with an index of ours
+                count_refusal(exc)
+                log.error("building an index for model %s: %s", announcement.version, exc)
+                index = None
+            path = artifact_path(self.settings, announcement)
+            self.holder.stage(self.recommender(artifact, index), path)
             return
         fallback = self.settings.models.fallback
         if not fallback.exists():
@@ -127,13 +136,15 @@ class ModelFeed:
         finally:
             await consumer.stop()
 
-    def recommender(self, artifact: ModelArtifact | None) -> Recommender:
+    def recommender(self, artifact: ModelArtifact | None, index: faiss.Index | None = None) -> Recommender:
         """A recommender serving ``artifact`` (None: popularity only) under this worker's policy and
-        context (builds its scorer's index)."""
-        return Recommender(artifact, self.holder.policy, self.holder.context)
+        context, with the approximate index shipped with it (None: its scorer builds one if it needs
+        one)."""
+        return Recommender(artifact, self.holder.policy, self.holder.context, index)
 
     def _prepare(self, announcement: ModelAnnouncement) -> Recommender:
-        return self.recommender(load_announced(self.settings, announcement))
+        artifact = load_announced(self.settings, announcement)
+        return self.recommender(artifact, load_announced_index(self.settings, announcement, artifact))
 
     async def _consider(self, announcement: ModelAnnouncement) -> None:
         # Loading, verifying and building the scorer (an index, for a large catalog) run in a thread:

@@ -1,5 +1,6 @@
 """The approximate scorer: exact scores for what it returns, exclusions before the cut, K items
-always, the same list for a row in any batch, and the exact lists on a catalog with structure."""
+always, the same list for a row in any batch, the exact lists on a catalog with structure, and the
+items of highest bias for every query (the head list)."""
 
 import faiss
 import pytest
@@ -79,6 +80,16 @@ def test_a_row_gets_the_same_list_in_any_batch(catalog, ann):
     alone = torch.cat([ann.top_k(q[i : i + 1], 20)[1] for i in range(70)])
     assert torch.equal(ann.top_k(q, 20)[1], alone)
     assert torch.equal(ann.top_k(q[33:], 20)[1], alone[33:])
+
+
+def test_items_whose_bias_outweighs_any_direction_are_listed_for_every_query(catalog):
+    bias = catalog.bias.clone()
+    best_sellers = torch.tensor([3, 1_000, 7_777, 12_345, 19_999])
+    bias[best_sellers] = 1_000.0  # far above any q · v
+    boosted = ItemTable(catalog.vectors, bias)
+    one_list = AnnScorer.build(boosted, AnnParams(nprobe=1))
+    _, top = one_list.top_k(queries(64, catalog, seed=5), 20)
+    assert (top[:, :5].sort(1).values == best_sellers).all()
 
 
 def test_an_index_of_another_catalog_is_refused(catalog):

@@ -151,3 +151,23 @@ def test_targets_and_report():
     good["targets"] = verdicts
     text = format_report({"catalogs": [good]})
     assert "bare Kafka pipe" in text and "MET" in text and "MISS" not in text
+
+
+def test_a_million_item_catalog_is_judged_by_the_large_catalog_targets_without_pipe_or_naive_runs():
+    catalog = catalog_report(sustained=2400.0, half_p99=90.0, steady=20.0, window=30.0)
+    del catalog["pipe"], catalog["naive"]
+    catalog["n_items"] = 1_000_000
+    catalog["streamer"]["memory_after_swap"] = {"rss_gb": 2.1, "peak_rss_gb": 3.4}
+    verdicts = targets(catalog)
+    assert set(verdicts) == {
+        "sustained_per_s",
+        "p99_at_half_sustained_ms",
+        "swap_window_p99_ratio",
+        "worker_peak_rss_gb",
+    }
+    assert verdicts["sustained_per_s"] == {"value": 2400.0, "bar": 2000.0, "met": True}
+    assert verdicts["p99_at_half_sustained_ms"] == {"value": 90.0, "bar": 100.0, "met": True}
+    assert not verdicts["worker_peak_rss_gb"]["met"]
+    catalog["targets"] = verdicts
+    text = format_report({"catalogs": [catalog]})
+    assert "bare Kafka pipe" not in text and "MISS  worker peak RSS (GB): 3.40 vs 3.00" in text
