@@ -36,6 +36,15 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._isolation_level = "read_committed"  # what AIOKafkaConsumer.start() builds its fetcher with
         return consumer
 
+    async def committed_offsets(self) -> dict[TP, int | None]:
+        """The group's committed offset of every assigned partition (None: nothing committed yet),
+        without moving the consumer."""
+        return await self.call_thread(self._committed_offsets)
+
+    async def _committed_offsets(self) -> dict[TP, int | None]:
+        consumer = self._ensure_consumer()
+        return {TP(tp.topic, tp.partition): await consumer.committed(tp) for tp in consumer.assignment()}
+
 
 class FetchDeliveringConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
@@ -58,10 +67,15 @@ class FetchDeliveringConsumer(faust_aiokafka.Consumer):
         return self.app.offset_guard.committable((tp.topic, tp.partition))
 
     async def perform_seek(self) -> None:
-        """Every assigned partition is read again from its committed offset."""
+        """Every assigned partition is read again from its committed offset (from its first offset
+        if the group committed none). The guard learns those offsets before the seek, so that a
+        record it held back before then was fetched before the seek, which delivers it again."""
+        committed = await self._thread.committed_offsets()
+        uncommitted = [tp for tp, offset in committed.items() if offset is None]
+        first = await self.earliest_offsets(*uncommitted) if uncommitted else {}
+        for tp, offset in committed.items():
+            self.app.offset_guard.start((tp.topic, tp.partition), first[tp] if offset is None else offset)
         await super().perform_seek()
-        for tp in self.assignment():
-            self.app.offset_guard.start((tp.topic, tp.partition), self._committed_offset.get(tp))
 
     async def _drain_messages(self, fetcher: Service) -> None:
         consumer_stopped = self._stopped.is_set

@@ -10,6 +10,7 @@ Prints the counts and exits 1 if any record is missing or differs, or any state 
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -198,6 +199,14 @@ def read_topic(bootstrap: str, topic: str) -> list[InputRecord]:
         consumer.close()
 
 
+def keep_logs(folder: Path) -> Path:
+    """Copy the workers' logs (each appended to across restarts) out of ``folder``, which is deleted."""
+    kept = Path(tempfile.mkdtemp(prefix="streamrec-chaos-logs-"))
+    for log in folder.glob("*.log"):
+        shutil.copy(log, kept)
+    return kept
+
+
 def latest_per_key(records: list[InputRecord]) -> dict[bytes, bytes]:
     return {record.key: record.value for record in records if record.key is not None}
 
@@ -242,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         report = Drill(args.duration, args.rate, args.kills, folder).run()
+        if not report.passed and args.keep is None:
+            print(f"worker logs kept in {keep_logs(folder)}")
     print("\n".join(report.lines()))
     print("chaos audit: " + ("PASSED" if report.passed else "FAILED"))
     return 0 if report.passed else 1

@@ -12,6 +12,8 @@ class Rec:
 
 def test_consecutive_offsets_pass_in_every_partition():
     guard = OffsetGuard()
+    for tp, offset in {("click", 0): 5, ("click", 1): 9, ("buy", 0): 1}.items():
+        guard.start(tp, offset)
     batch = [Rec("click", 0, 5), Rec("click", 1, 9), Rec("click", 0, 6), Rec("buy", 0, 1)]
     assert guard.split(batch) == ([0, 1, 2, 3], {})
     assert guard.split([Rec("click", 0, 7), Rec("click", 1, 10)]) == ([0, 1], {})
@@ -19,6 +21,8 @@ def test_consecutive_offsets_pass_in_every_partition():
 
 def test_a_jump_holds_back_the_rest_of_that_partition_and_names_the_seek_offset():
     guard = OffsetGuard()
+    guard.start(("click", 0), 40)
+    guard.start(("click", 1), 3)
     guard.split([Rec("click", 0, 40), Rec("click", 1, 3)])
     accepted, gaps = guard.split(
         [Rec("click", 1, 4), Rec("click", 0, 54), Rec("click", 0, 55), Rec("click", 1, 5)]
@@ -31,16 +35,32 @@ def test_a_jump_holds_back_the_rest_of_that_partition_and_names_the_seek_offset(
 
 def test_redeliveries_below_the_expected_offset_pass_without_moving_it_back():
     guard = OffsetGuard()
+    guard.start(("click", 0), 10)
     guard.split([Rec("click", 0, 10), Rec("click", 0, 11)])
     assert guard.split([Rec("click", 0, 10), Rec("click", 0, 11), Rec("click", 0, 12)]) == ([0, 1, 2], {})
     assert guard.split([Rec("click", 0, 14)]) == ([], {("click", 0): 13})
 
 
-def test_a_revoked_partition_starts_over_from_whatever_comes_next():
+def test_a_partition_never_started_accepts_nothing():
     guard = OffsetGuard()
-    guard.split([Rec("click", 0, 10)])
-    guard.forget([("click", 0)])
-    assert guard.split([Rec("click", 0, 90)]) == ([0], {})
+    assert guard.split([Rec("click", 0, 0), Rec("click", 0, 1)]) == ([], {})
+    guard.start(("click", 0), 0)
+    assert guard.split([Rec("click", 0, 0), Rec("click", 0, 1)]) == ([0, 1], {})
+
+
+def test_after_a_rebalance_a_partition_continues_from_its_committed_offset_not_from_the_first_record():
+    # The chaos drill: the consumer thread consumed a newly assigned partition's first fetch for a
+    # cancelled delivery, so its newest record arrived first and the rest came as a re-read.
+    guard = OffsetGuard()
+    guard.start(("click", 2), 2100)
+    guard.split([Rec("click", 2, 2100)])
+    guard.forget([("click", 2)])
+    guard.rewind(("click", 2), 2100)  # a batch routed before the revocation failed afterwards
+    assert guard.split([Rec("click", 2, 2434)]) == ([], {})  # held back until the partition restarts
+    guard.start(("click", 2), 2181)
+    assert guard.split([Rec("click", 2, 2434)]) == ([], {("click", 2): 2181})
+    assert guard.split([Rec("click", 2, 2181), Rec("click", 2, 2182)]) == ([0, 1], {})
+    assert guard.committable(("click", 2)) is None  # nothing done yet in this assignment
 
 
 def test_after_a_seek_back_the_rest_of_the_stale_fetch_is_held_without_another_seek():
@@ -115,3 +135,37 @@ def test_a_re_read_that_follows_stale_records_in_the_same_batch_is_accepted():
     ]
     assert guard.split(batch) == ([2, 3, 4], {})
     assert guard.split([Rec("click", 2, 11)]) == ([0], {})
+
+
+def test_the_guard_knows_where_each_partition_continues_before_the_consumer_seeks_there():
+    import asyncio
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    from streamer.worker.consumer import FetchDeliveringConsumer
+
+    guard = OffsetGuard()
+    at_the_seek: list[tuple[list[int], dict]] = []
+
+    class ConsumerThread:
+        async def committed_offsets(self) -> dict[TP, int | None]:
+            return {TP("click", 0): 40, TP("click", 1): None}
+
+        async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+            assert partitions == (TP("click", 1),)
+            return {TP("click", 1): 7}
+
+        async def seek_to_committed(self) -> dict[TP, int | None]:
+            # Records fetched before the seek, newer than the committed offsets, reach the guard now.
+            at_the_seek.append(guard.split([Rec("click", 0, 55), Rec("click", 1, 9)]))
+            return {TP("click", 0): 40, TP("click", 1): None}
+
+    consumer = FetchDeliveringConsumer.__new__(FetchDeliveringConsumer)
+    consumer.app = SimpleNamespace(offset_guard=guard)
+    consumer._thread = ConsumerThread()
+    consumer._read_offset = {}
+    consumer._committed_offset = defaultdict(lambda: None)
+    asyncio.run(consumer.perform_seek())
+    assert at_the_seek == [([], {("click", 0): 40, ("click", 1): 7})]
