@@ -52,8 +52,11 @@ class SampledCrossEntropy:
         self.negative_offset = logq * sample_alpha * log_pop
 
     def value_and_gradient(self, sampled: SampledScores) -> tuple[Tensor, Tensor]:
-        offsets = torch.cat([self.target_offset[sampled.targets], self.negative_offset[sampled.items]])
-        logits = sampled.scores.sub_(offsets).add_(sampled.log_counts())
+        negative_offsets = self.negative_offset.index_select(0, sampled.items)
+        negative_offsets.sub_(sampled.negative_counts.float().log_())
+        logits = sampled.scores.sub_(
+            torch.cat([self.target_offset.index_select(0, sampled.targets), negative_offsets])
+        )
         log_probs = torch.log_softmax(logits, dim=1)
         value = -log_probs.diagonal().sum()
         gradient = log_probs.exp_()  # softmax minus the one-hot positive

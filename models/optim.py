@@ -20,7 +20,8 @@ class AdagradMomentum:
             raise ValueError(f"need lr > 0, momentum >= 0, eps > 0; got {lr}, {momentum}, {eps}")
         self.params = list(params)
         self.lr, self.momentum, self.eps = lr, momentum, eps
-        self.acc = {p: torch.zeros_like(p) for p in self.params}
+        # acc holds eps + sum of g², so the denominator is its square root: one pass less per step.
+        self.acc = {p: torch.full_like(p, eps) for p in self.params}
         self.mom = {p: torch.zeros_like(p) for p in self.params} if momentum > 0 else {}
 
     def zero_grad(self) -> None:
@@ -40,8 +41,7 @@ class AdagradMomentum:
         grads = [p.grad for p in params]
         accs = [self.acc[p] for p in params]
         torch._foreach_addcmul_(accs, grads, grads)
-        denoms = torch._foreach_add(accs, self.eps)
-        torch._foreach_sqrt_(denoms)
+        denoms = torch._foreach_sqrt(accs)
         if self.momentum > 0:
             moms = [self.mom[p] for p in params]
             torch._foreach_mul_(moms, self.momentum)
@@ -54,7 +54,7 @@ class AdagradMomentum:
         """``index`` must be unique: rows are read, updated and written back."""
         acc = self.acc[param].index_select(0, index).addcmul_(grad, grad)
         _write_rows(self.acc[param], index, acc)
-        denom = _sqrt_(acc.add_(self.eps))
+        denom = _sqrt_(acc)
         if self.momentum > 0:
             mom = self.mom[param].index_select(0, index).mul_(self.momentum)
             mom.addcdiv_(grad, denom, value=-self.lr)

@@ -39,6 +39,7 @@ class _GRUCache:
     z: Tensor  # update gate
     n: Tensor  # candidate state
     h_n: Tensor  # the state's part of the candidate, before the reset gate
+    state_minus_n: Tensor  # h - n
 
 
 class TrainingStep:
@@ -94,8 +95,10 @@ class TrainingStep:
             grad_item_rows.index_add_(0, input_positions, grad)
             rows = [RowGradient(model.item_weight, index, grad_item_rows)]
             # Only the scored items' biases take a step; the rows only an input needs keep theirs.
-            scored = negative_counts.bool().index_fill_(0, target_positions, True)
-            bias_rows = RowGradient(model.item_bias, index[scored], bias_rows.grad[scored])
+            scored = negative_counts.bool().index_fill_(0, target_positions, True).nonzero().squeeze(1)
+            bias_rows = RowGradient(
+                model.item_bias, index.index_select(0, scored), bias_rows.grad.index_select(0, scored)
+            )
         else:
             grad_input_rows = torch.zeros_like(input_rows).index_add_(0, input_positions, grad)
             rows = [
@@ -108,7 +111,8 @@ class TrainingStep:
         """``F.dropout(x, p)`` and its scaled keep mask (None when nothing is dropped)."""
         if p == 0:
             return x, None
-        mask = torch.empty_like(x).bernoulli_(1 - p, generator=self.generator).div_(1 - p)
+        # uniform < 1 - p is the Bernoulli draw, 2-3x faster than bernoulli_ here (53 -> 24 us for 32 x 100)
+        mask = torch.rand(x.shape, generator=self.generator).lt_(1 - p).div_(1 - p)
         return x * mask, mask
 
 
@@ -126,7 +130,8 @@ def _gru_forward(cell: nn.GRUCell, x: Tensor, h: Tensor) -> tuple[Tensor, _GRUCa
     r = h_r.add_(i_r).sigmoid_()
     z = h_z.add_(i_z).sigmoid_()
     n = i_n.add(h_n * r).tanh_()
-    return (h - n).mul_(z).add_(n), _GRUCache(x, h, r, z, n, h_n)
+    state_minus_n = h - n
+    return (state_minus_n * z).add_(n), _GRUCache(x, h, r, z, n, h_n, state_minus_n)
 
 
 def _gru_backward(cell: nn.GRUCell, c: _GRUCache, grad: Tensor) -> Tensor:
@@ -139,7 +144,7 @@ def _gru_backward(cell: nn.GRUCell, c: _GRUCache, grad: Tensor) -> Tensor:
     grad_r, grad_z, grad_n_sum = grad_input_gates.chunk(3, 1)
     aten.tanh_backward.grad_input(grad * (1 - c.z), c.n, grad_input=grad_n_sum)
     aten.sigmoid_backward.grad_input(grad_n_sum * c.h_n, c.r, grad_input=grad_r)
-    aten.sigmoid_backward.grad_input(grad * (c.h - c.n), c.z, grad_input=grad_z)
+    aten.sigmoid_backward.grad_input(grad * c.state_minus_n, c.z, grad_input=grad_z)
     grad_state_gates = grad_input_gates.clone()
     grad_state_gates[:, 2 * size :].mul_(c.r)
     cell.weight_ih.grad = grad_input_gates.t() @ c.x

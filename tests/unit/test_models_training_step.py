@@ -64,7 +64,7 @@ def dropout_masks(model: GRU4Rec, generator: torch.Generator) -> list:
     rates = [config.dropout_embed] + [config.dropout_hidden] * config.n_layers
     sizes = [config.input_size] + [config.hidden] * config.n_layers
     return [
-        torch.empty(BATCH, size).bernoulli_(1 - p, generator=generator).div_(1 - p) if p > 0 else 1.0
+        (torch.rand(BATCH, size, generator=generator) < 1 - p) / (1 - p) if p > 0 else 1.0
         for p, size in zip(rates, sizes, strict=True)
     ]
 
