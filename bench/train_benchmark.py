@@ -12,6 +12,7 @@ columns, the way the data README derives the reference's speed.
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -82,9 +83,11 @@ def main() -> int:
             print(f"evaluated after epoch {end.epoch} in {time.perf_counter() - started:.1f} s", flush=True)
             results.append({"epochs": end.epoch, **metrics})
 
+    load_before = os.getloadavg()[0]
     outcome = train_model(
         train, config, progress=not args.quiet, on_epoch_end=checkpoint, threads=args.threads
     )
+    load = (load_before, os.getloadavg()[0])  # other jobs' load slows training: report it beside the times
     for row in results:
         seconds = outcome.epoch_seconds[row["epochs"] - 1]
         row["train_seconds"] = seconds
@@ -96,6 +99,7 @@ def main() -> int:
     }
 
     print()
+    print(f"load average (1 min) {load[0]:.1f} before training, {load[1]:.1f} after")
     print(format_report(results, baselines, with_reference))
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -103,7 +107,12 @@ def main() -> int:
         "config": config.to_dict(),
         "data": {"train": str(args.data_dir / args.train), "test": str(args.data_dir / args.test)},
         "data_fingerprint": train.fingerprint,
-        "machine": {"threads": args.threads, "torch": torch.__version__, "platform": platform.platform()},
+        "machine": {
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "load_average": {"before": load[0], "after": load[1]},
+        },
         "results": results,
         "epoch_losses": outcome.epoch_losses,
         "baselines": baselines,

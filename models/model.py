@@ -6,9 +6,8 @@ otherwise items have a separate input embedding. The click vector is fixed at ze
 data the model is exactly the plain GRU4Rec. One or more GRU layers follow; the score of item ``i`` is
 ``h · W[i] + b[i]`` with ``h`` the top layer's state.
 
-A user's state is ``[n_layers, hidden]``; batches of states are ``[B, n_layers, hidden]``. As in the
-reference, hidden dropout is applied to each layer's output and the dropped-out output is what the
-next step sees (training only).
+A user's state is ``[n_layers, hidden]``; batches of states are ``[B, n_layers, hidden]``. Training
+(:mod:`models.training_step`) uses the same parameters and arithmetic, plus dropout.
 """
 
 import itertools
@@ -22,7 +21,6 @@ from torch import Tensor, nn
 from models.contract import ItemTable
 from models.scoring import ExactScorer
 from models.serving_blocks import blocks, padded
-from models.sparse import SparseRows
 from schemas.events import EventType
 
 
@@ -52,15 +50,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class SampledStep:
-    """One training-time step: scores of the requested items, the new state, and the gathered item rows."""
-
-    scores: Tensor  # [B, n_out]
-    hidden: Tensor  # [B, n_layers, hidden]
-    rows: list[SparseRows]  # item-matrix rows whose .grad the optimiser applies row-sparsely
 
 
 class GRU4Rec(nn.Module):
@@ -97,41 +86,8 @@ class GRU4Rec(nn.Module):
             cell.bias_hh.zero_()
 
     def sparse_parameter_names(self) -> set[str]:
-        """Parameters that are only ever updated row-sparsely, through :class:`SparseRows`."""
+        """Parameters that are only ever updated row-sparsely (see :mod:`models.sparse`)."""
         return {"item_weight", "item_bias"} | ({"input_weight"} if self.input_weight is not None else set())
-
-    # --- training-time forward pass -------------------------------------------------------------
-
-    def forward(
-        self, items: Tensor, event_types: Tensor | None, hidden: Tensor, out_items: Tensor
-    ) -> SampledStep:
-        """One step for a batch, scoring only ``out_items``; dropout applies in training mode.
-
-        ``event_types=None`` means all clicks (it skips adding the click vector, which is zero).
-        """
-        n = len(items)
-        if self.input_weight is None:
-            item_rows, positions = SparseRows.gather(self.item_weight, torch.cat([items, out_items]))
-            x = item_rows.rows.index_select(0, positions[:n])
-            out_positions = positions[n:]
-            rows = [item_rows]
-        else:
-            input_rows, input_positions = SparseRows.gather(self.input_weight, items)
-            x = input_rows.rows.index_select(0, input_positions)
-            item_rows, out_positions = SparseRows.gather(self.item_weight, out_items)
-            rows = [input_rows, item_rows]
-        bias_rows, bias_positions = SparseRows.gather(self.item_bias, out_items)
-        rows.append(bias_rows)
-
-        x = self._add_event_vectors(x, event_types)
-        if self.training and self.config.dropout_embed > 0:
-            x = F.dropout(x, self.config.dropout_embed)
-        hidden = self._advance(x, hidden, dropout=self.training)
-        # Score each distinct item once (negatives repeat a lot), then spread to the requested columns.
-        distinct_scores = hidden[:, -1] @ item_rows.rows.T
-        bias = bias_rows.rows.index_select(0, bias_positions)
-        scores = distinct_scores.index_select(1, out_positions) + bias
-        return SampledStep(scores=scores, hidden=hidden, rows=rows)
 
     # --- inference API (the streamer's hot path) ------------------------------------------------
 
@@ -145,11 +101,11 @@ class GRU4Rec(nn.Module):
     def step(self, hidden: Tensor, items: Tensor, event_types: Tensor) -> Tensor:
         """Advance ``[B, n_layers, hidden]`` states by one event each; no dropout, no autograd."""
         table = self.item_weight if self.input_weight is None else self.input_weight
-        x = padded(self._add_event_vectors(table.index_select(0, items), event_types))
+        x = padded(self.add_event_vectors(table.index_select(0, items), event_types))
         padded_hidden = padded(hidden)
         advanced = torch.empty_like(padded_hidden)
         for block in blocks(len(hidden)):
-            advanced[block] = self._advance(x[block], padded_hidden[block], dropout=False)
+            advanced[block] = self._advance(x[block], padded_hidden[block])
         return advanced[: len(hidden)]
 
     def query(self, hidden: Tensor) -> Tensor:
@@ -173,18 +129,17 @@ class GRU4Rec(nn.Module):
 
     # --- shared pieces --------------------------------------------------------------------------
 
-    def _add_event_vectors(self, x: Tensor, event_types: Tensor | None) -> Tensor:
+    def add_event_vectors(self, x: Tensor, event_types: Tensor | None) -> Tensor:
+        """Input embeddings ``x`` plus their events' type vectors (``None``: all clicks, which add zero)."""
         if event_types is None:
             return x
         table = F.pad(self.event_weight, (0, 0, 1, 0))  # prepend the zero click vector
         return x + table.index_select(0, event_types)
 
-    def _advance(self, x: Tensor, hidden: Tensor, dropout: bool) -> Tensor:
+    def _advance(self, x: Tensor, hidden: Tensor) -> Tensor:
         layers = []
         for i, cell in enumerate(self.cells):
             x = cell(x, hidden[:, i])
-            if dropout and self.config.dropout_hidden > 0:
-                x = F.dropout(x, self.config.dropout_hidden)
             layers.append(x)
         return torch.stack(layers, dim=1)
 

@@ -1,9 +1,8 @@
 """Row-sparse gradients for the item matrices.
 
-A training step touches only a few thousand rows of an item matrix. Instead of letting autograd
-build a sparse gradient that has to be coalesced, the step gathers each distinct row once into a
-small leaf tensor; after ``backward()`` that tensor's ``.grad`` is the row-sparse gradient with unique
-indices, ready for the optimiser to write back.
+A training step touches only a few thousand rows of an item matrix. It gathers each distinct row once,
+so its gradient is one row per distinct index, ready for the optimiser to write back without the
+coalescing a sparse tensor would need.
 """
 
 from dataclasses import dataclass
@@ -12,18 +11,13 @@ import torch
 from torch import Tensor, nn
 
 
-@dataclass
-class SparseRows:
-    param: nn.Parameter  # the full matrix
-    index: Tensor  # [U] distinct row indices, ascending
-    rows: Tensor  # [U, ...] leaf copy of param[index] that collects the gradient
+@dataclass(frozen=True)
+class RowGradient:
+    """The gradient of ``param[index]``: row ``k`` of ``grad`` belongs to row ``index[k]`` of ``param``."""
 
-    @classmethod
-    def gather(cls, param: nn.Parameter, ids: Tensor) -> tuple["SparseRows", Tensor]:
-        """Gather the rows ``ids`` refers to; returns them and, per id, its position in ``rows``."""
-        index, inverse = unique_with_inverse(ids, param.shape[0])
-        rows = param.detach().index_select(0, index).requires_grad_()
-        return cls(param, index, rows), inverse
+    param: nn.Parameter  # the full matrix
+    index: Tensor  # [U] distinct row indices
+    grad: Tensor  # [U, ...]
 
 
 def unique_with_inverse(ids: Tensor, size: int) -> tuple[Tensor, Tensor]:

@@ -22,6 +22,7 @@ from models.losses import BPRMax, SampledCrossEntropy
 from models.model import GRU4Rec, ModelConfig, extend_items
 from models.optim import AdagradMomentum
 from models.sampling import NegativeSampler
+from models.training_step import TrainingStep
 
 LOSSES = ("cross-entropy", "bpr-max")
 
@@ -164,27 +165,25 @@ def _train(
     progress: bool,
     on_epoch_end: EpochCallback | None,
 ) -> TrainResult:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # dropout draws from the global generator
-        init_generator = torch.Generator().manual_seed(config.seed)
-        model = _build_model(config, len(item_ids), initial, init_generator)
-        trainer = _Trainer(model, config, sessions, counts)
-        losses, seconds, cpu_seconds, elapsed, cpu_elapsed = [], [], [], 0.0, 0.0
-        for epoch in range(1, config.epochs + 1):
-            started, cpu_started = time.perf_counter(), time.process_time()
-            trainer.optimizer.lr = config.learning_rate * config.lr_decay ** (epoch - 1)
-            losses.append(trainer.run_epoch(f"epoch {epoch}/{config.epochs}", progress))
-            elapsed += time.perf_counter() - started
-            cpu_elapsed += time.process_time() - cpu_started
-            seconds.append(elapsed)
-            cpu_seconds.append(cpu_elapsed)
-            if on_epoch_end is not None:
-                model.eval()
-                end = EpochEnd(
-                    epoch, config.epochs, model, item_ids, losses[-1], elapsed, trainer.events_per_epoch
-                )
-                if on_epoch_end(end):
-                    break
+    init_generator = torch.Generator().manual_seed(config.seed)
+    model = _build_model(config, len(item_ids), initial, init_generator)
+    trainer = _Trainer(model, config, sessions, counts)
+    losses, seconds, cpu_seconds, elapsed, cpu_elapsed = [], [], [], 0.0, 0.0
+    for epoch in range(1, config.epochs + 1):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        trainer.optimizer.lr = config.learning_rate * config.lr_decay ** (epoch - 1)
+        losses.append(trainer.run_epoch(f"epoch {epoch}/{config.epochs}", progress))
+        elapsed += time.perf_counter() - started
+        cpu_elapsed += time.process_time() - cpu_started
+        seconds.append(elapsed)
+        cpu_seconds.append(cpu_elapsed)
+        if on_epoch_end is not None:
+            model.eval()
+            end = EpochEnd(
+                epoch, config.epochs, model, item_ids, losses[-1], elapsed, trainer.events_per_epoch
+            )
+            if on_epoch_end(end):
+                break
     model.eval()
     return TrainResult(model, item_ids, config, losses, seconds, cpu_seconds, trainer.events_per_epoch)
 
@@ -208,7 +207,7 @@ def _build_model(
 
 
 class _Trainer:
-    """Everything one epoch needs, built once: batch plan, sampler, loss, optimiser."""
+    """Everything one epoch needs, built once: batch plan, sampler, training step, optimiser."""
 
     def __init__(self, model: GRU4Rec, config: TrainConfig, sessions: EncodedSessions, counts: Tensor):
         self.model, self.config = model, config
@@ -231,10 +230,13 @@ class _Trainer:
             if config.n_sample > 0
             else None
         )
-        if config.loss == "cross-entropy":
-            self.loss = SampledCrossEntropy(counts, config.sample_alpha, config.logq)
-        else:
-            self.loss = BPRMax(config.bpreg, config.elu_param)
+        loss = (
+            SampledCrossEntropy(counts, config.sample_alpha, config.logq)
+            if config.loss == "cross-entropy"
+            else BPRMax(config.bpreg, config.elu_param)
+        )
+        dropout_generator = torch.Generator().manual_seed(config.seed + 2)
+        self.training_step = TrainingStep(model, loss, config.batch_size, dropout_generator)
         self.optimizer = AdagradMomentum(model.parameters(), config.learning_rate, config.momentum)
         self.no_negatives = torch.empty(0, dtype=torch.int64)
 
@@ -255,20 +257,7 @@ class _Trainer:
         for t, n in enumerate(self.n_active):
             if self.sampler is None and n < 2:
                 break  # in-batch negatives need another row
-            hidden = hidden[:n]
-            if t in self.reset_steps:
-                hidden = hidden.masked_fill(self.resets[t, :n], 0.0)
-            targets = self.targets[t, :n]
-            negatives = self.sampler() if self.sampler is not None else self.no_negatives
-            event_types = None if self.event_types is None else self.event_types[t, :n]
-            out = model(self.inputs[t, :n], event_types, hidden, torch.cat([targets, negatives]))
-            loss = self.loss(out.scores, targets, negatives) / batch_size
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step(out.rows)
-            hidden = out.hidden.detach()
-
-            value = loss.item()
+            value, hidden = self.step(t, n, hidden)
             if not math.isfinite(value):
                 bar.close()
                 raise TrainingError(f"{description}: loss became {value} at step {t}")
@@ -280,3 +269,15 @@ class _Trainer:
         bar.set_postfix(loss=f"{total_loss / max(total_events, 1):.4f}")
         bar.close()
         return total_loss / max(total_events, 1)
+
+    def step(self, t: int, n: int, hidden: Tensor) -> tuple[float, Tensor]:
+        """Train on step ``t`` of the plan (its first ``n`` rows); returns the loss and the next state."""
+        hidden = hidden[:n]
+        if t in self.reset_steps:
+            hidden = hidden.masked_fill(self.resets[t, :n], 0.0)
+        negatives = self.sampler() if self.sampler is not None else self.no_negatives
+        event_types = None if self.event_types is None else self.event_types[t, :n]
+        self.optimizer.zero_grad()
+        result = self.training_step(self.inputs[t, :n], event_types, hidden, self.targets[t, :n], negatives)
+        self.optimizer.step(result.rows)
+        return result.loss.item(), result.hidden

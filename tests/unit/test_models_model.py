@@ -1,4 +1,5 @@
-"""GRU4Rec: the inference API reproduces the training-time forward pass."""
+"""GRU4Rec's inference API: stepping, scoring, the same bits in any batch (the training step's forward
+pass against it: test_models_training_step)."""
 
 import pytest
 import torch
@@ -24,21 +25,6 @@ def random_sequences(steps: int, batch: int, seed: int = 0) -> tuple[torch.Tenso
     items = torch.randint(N_ITEMS, (steps, batch), generator=g)
     types = torch.randint(len(EventType), (steps, batch), generator=g)
     return items, types
-
-
-@pytest.mark.parametrize("overrides", [{}, {"embedding": 5}, {"n_layers": 1}])
-def test_step_reproduces_the_batched_forward_pass_exactly(overrides):
-    model = make_model(**overrides)
-    items, types = random_sequences(steps=6, batch=4)
-    out_items = torch.arange(N_ITEMS)
-    forward_state = stepped_state = model.zero_state(4)
-    for t in range(len(items)):
-        out = model(items[t], types[t], forward_state, out_items)
-        forward_state = out.hidden.detach()
-        stepped_state = model.step(stepped_state, items[t], types[t])
-        assert torch.equal(forward_state, stepped_state)
-        # Different matrix shapes may round differently in the last bit.
-        torch.testing.assert_close(out.scores.detach(), model.scores(stepped_state), rtol=0, atol=1e-6)
 
 
 def test_encode_equals_stepping_one_event_at_a_time():
@@ -105,18 +91,6 @@ def test_a_row_scores_the_same_bits_in_any_batch(n_items):
         order, positions = batch_around_probes(size, g)
         for in_batch, expected in zip(scored(order), alone, strict=True):
             assert torch.equal(in_batch[positions], expected[: len(positions)]), f"batch of {size}"
-
-
-def test_click_events_add_nothing_so_click_only_input_is_plain_gru4rec():
-    model = make_model()
-    items, _ = random_sequences(steps=1, batch=4)
-    clicks = torch.full((4,), int(EventType.CLICK))
-    hidden = model.zero_state(4)
-    with_types = model(items[0], clicks, hidden, torch.arange(N_ITEMS))
-    without = model(items[0], None, hidden, torch.arange(N_ITEMS))
-    assert torch.equal(with_types.hidden, without.hidden)
-    buys = torch.full((4,), int(EventType.BUY))
-    assert not torch.equal(model.step(hidden, items[0], buys), model.step(hidden, items[0], clicks))
 
 
 def test_top_k_returns_the_best_scores_and_honours_exclusions():
