@@ -83,6 +83,7 @@ def test_one_list_per_event_and_state_survives_a_restart(kafka_bootstrap, stream
         after = {
             r.user_id: r for r in (Recommendation.from_bytes(m.value) for m in recs.read(len(follow_up)))
         }
+        differs_from_zero = []
         for event in follow_up:
             history = [e for e in produced if e.user_id == event.user_id] + [event]
             continued = expected_top(
@@ -91,7 +92,10 @@ def test_one_list_per_event_and_state_survives_a_restart(kafka_bootstrap, stream
             from_zero = expected_top(artifact, [event.item_id], [0], setup.top_k)
             got = [i.item_id for i in after[event.user_id].items]
             assert got == continued
-            assert got != from_zero
+            differs_from_zero.append(got != from_zero)
+        # A small model's list may not depend on history for every user; a lost state would make
+        # every list the from-zero one.
+        assert any(differs_from_zero)
     finally:
         assert worker.stop() == 0, worker.log_tail()
         recs.close()
