@@ -154,13 +154,23 @@ class AnnScorer:
 
     @torch.inference_mode()
     def top_k(
-        self, queries: Tensor, k: int, exclude: Tensor | None = None, unavailable: Tensor | None = None
+        self,
+        queries: Tensor,
+        k: int,
+        exclude: Tensor | None = None,
+        unavailable: Tensor | None = None,
+        seen: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         k = min(k, self.n_items)
         if exclude is not None and exclude.dim() == 1:
             exclude = exclude.unsqueeze(1)
         excluded_per_row = 0 if exclude is None or not len(exclude) else int((exclude >= 0).sum(1).max())
-        n = min(self.n_items, max(self.params.candidates, k + excluded_per_row))
+        # Excluded and seen items found by faiss are dropped from its candidates (seen ones come back
+        # appended, with their bonus): enough are asked for that k others are left.
+        seen_per_row = 0 if seen is None or not seen.numel() else int((seen >= 0).sum(1).max())
+        if not (self.items.seen_bonus and seen_per_row):
+            seen, seen_per_row = None, 0
+        n = min(self.n_items, max(self.params.candidates, k + excluded_per_row + seen_per_row))
         search = self._search if unavailable is None else self._search_available(unavailable)[0]
         rows = padded(queries)
         query_rows = torch.cat([rows, rows.new_ones(len(rows), 1)], 1)
@@ -169,7 +179,10 @@ class AnnScorer:
         for block in blocks(len(queries)):
             real = len(queries[block])
             candidates = self._candidates(query_rows[block], real, n, search)
-            scores = self._rescore(rows[block][:real], candidates)
+            real_rows = rows[block][:real]
+            scores = self._rescore(real_rows, candidates)
+            if seen is not None:
+                candidates, scores = self._add_seen(real_rows, candidates, scores, seen[block], unavailable)
             if excluded_per_row:
                 _exclude_candidates_(scores, candidates, exclude[block])
             top_scores[block], at = torch.topk(scores, k, dim=1)
@@ -177,7 +190,9 @@ class AnnScorer:
         short = torch.nonzero(~torch.isfinite(top_scores[:, -1])).squeeze(1)
         if len(short):  # too few candidates survived: rank these rows exactly
             fallback = None if exclude is None else exclude[short]
-            top_scores[short], top_items[short] = self._exact.top_k(queries[short], k, fallback, unavailable)
+            top_scores[short], top_items[short] = self._exact.top_k(
+                queries[short], k, fallback, unavailable, None if seen is None else seen[short]
+            )
         return top_scores, unlisted_where_no_score_(top_items, top_scores)
 
     def _candidates(self, block: Tensor, real: int, n: int, search: faiss.SearchParametersIVF) -> Tensor:
@@ -216,6 +231,19 @@ class AnnScorer:
         selector = faiss.IDSelectorBitmap(self.n_items, faiss.swig_ptr(bitmap))
         return faiss.SearchParametersIVF(nprobe=self._probes, sel=selector), (bitmap, selector)
 
+    def _add_seen(
+        self, queries: Tensor, candidates: Tensor, scores: Tensor, seen: Tensor, unavailable: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The candidates with each row's seen items appended, scored with the bonus (the index does
+        not know it, so a seen item may rank well without being found); faiss's copy of a seen item
+        is dropped so that no item is listed twice."""
+        own = _distinct_per_row(seen)
+        _exclude_candidates_(scores, candidates, own)
+        own_scores = self._rescore(queries, own) + self.items.seen_bonus
+        if unavailable is not None:  # the index's selector never saw these
+            own_scores.masked_fill_(torch.isin(own, unavailable), float("-inf"))
+        return torch.cat([candidates, own], 1), torch.cat([scores, own_scores], 1)
+
     def _rescore(self, queries: Tensor, candidates: Tensor) -> Tensor:
         """Exact scores of each row's candidates (-inf where faiss found fewer than asked)."""
         valid = candidates >= 0
@@ -223,6 +251,13 @@ class AnnScorer:
         vectors = self.items.vectors[safe]  # [rows, n, d]
         scores = torch.bmm(vectors, queries.unsqueeze(2)).squeeze(2) + self.items.bias[safe]
         return scores.masked_fill_(~valid, float("-inf"))
+
+
+def _distinct_per_row(items: Tensor) -> Tensor:
+    """Each row's items sorted, with every repeat (and padding) as -1."""
+    ordered = items.sort(1).values
+    ordered[:, 1:].masked_fill_(ordered[:, 1:] == ordered[:, :-1], -1)
+    return ordered
 
 
 def _exclude_candidates_(scores: Tensor, candidates: Tensor, exclude: Tensor) -> None:

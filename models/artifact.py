@@ -164,8 +164,13 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         raise ArtifactError(
             f"{path}: vocabulary has {len(item_ids)} items but the model has {config.n_items}"
         )
-    model = model_class(config)
-    model.load_state_dict(_parse_weights(weights, model, path / WEIGHTS_FILE))
+    # Built on the meta device and given the parsed tensors themselves: a 1M-item model's random
+    # initialisation and the copy into it took 0.9 s and 400 MB each, for nothing.
+    with torch.device("meta"):
+        model = model_class(config)
+    tensors = _parse_weights(weights, model, path / WEIGHTS_FILE)
+    del weights  # 400 MB at 1M items, no longer needed once parsed
+    model.load_state_dict(tensors, assign=True)
     model.eval().requires_grad_(False)
     popular_items = _read_popularity(path, manifest.get("popularity_sha256"))
     return ModelArtifact(
@@ -304,7 +309,9 @@ def _parse_weights(data: bytes, model: nn.Module, path: Path) -> dict[str, torch
                 f"{path}: {name} is {tuple(tensor.shape)} {tensor.dtype}, "
                 f"the model config needs {tuple(want.shape)} {want.dtype}"
             )
-        if not torch.isfinite(tensor).all():
+        # NaN and inf propagate into the sum, which takes 0.05 s on 100M floats where isfinite took
+        # 1.9 s; only a sum that is not finite (or overflowed) pays for the exact check.
+        if not torch.isfinite(tensor.sum()) and not torch.isfinite(tensor).all():
             raise ArtifactError(f"{path}: {name} contains NaN or infinite values")
     return tensors
 

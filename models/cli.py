@@ -1,6 +1,7 @@
 """``streamrec train`` and ``streamrec evaluate`` (registered by :mod:`streamer.cli`)."""
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -39,6 +40,7 @@ HYPERPARAMETER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--bpreg": ("bpreg", float, "score regularisation (bpr-max)"),
     "--elu-param": ("elu_param", float, "ELU applied to scores, 0 for none (bpr-max)"),
     "--seed": ("seed", int, "random seed; the same seed gives the same weights"),
+    "--seen-bonus": ("seen_bonus", float, "added to the scores of the items the session has had"),
 }
 
 
@@ -111,6 +113,11 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--ann-candidates", type=int, default=AnnParams.candidates, help="ann: items re-ranked exactly"
     )
     parser.add_argument("--ann-nprobe", type=int, default=AnnParams.nprobe, help="ann: index lists searched")
+    parser.add_argument(
+        "--seen-bonus",
+        type=float,
+        help="rank with this seen bonus instead of the model's (what the model would score with it)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the metrics as JSON")
 
 
@@ -196,6 +203,9 @@ def _training_metrics(result: TrainResult) -> dict:
 def run_evaluate(args: argparse.Namespace) -> int:
     try:
         artifact = load_artifact(args.model)
+        if args.seen_bonus is not None:
+            model = artifact.model
+            model.config = dataclasses.replace(model.config, seen_bonus=args.seen_bonus)
         input_format = input_format_from_args(args)
         test = read_events(args.data, input_format)
         train = read_events(args.train, input_format) if args.train else None

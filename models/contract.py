@@ -1,7 +1,9 @@
 """What the streamer serves: the written contract between a trained model and the worker.
 
 A :class:`SequenceModel` keeps a fixed-size state per user and advances it one event at a time, in
-batches; the score of item ``i`` for a state is ``query(state) · item_vectors[i] + item_bias[i]``.
+batches; the score of item ``i`` for a state is ``query(state) · item_vectors[i] + item_bias[i]``,
+plus ``seen_bonus`` if the item is among the session's items so far (the same bonus for every such
+item, once).
 That inner-product form is what lets a :class:`Scorer` rank a catalog without materialising every
 score (an approximate index can search the item vectors). The worker only ever calls these members,
 so a new architecture that provides them (and is registered in :data:`models.artifact.ARCHITECTURES`)
@@ -20,6 +22,7 @@ class ItemTable:
 
     vectors: Tensor  # [n_items, d]
     bias: Tensor  # [n_items]
+    seen_bonus: float = 0.0  # added to the score of each item the session has had
 
     @property
     def n_items(self) -> int:
@@ -52,7 +55,12 @@ class SequenceModel(Protocol):
 
 class Scorer(Protocol):
     def top_k(
-        self, queries: Tensor, k: int, exclude: Tensor | None = None, unavailable: Tensor | None = None
+        self,
+        queries: Tensor,
+        k: int,
+        exclude: Tensor | None = None,
+        unavailable: Tensor | None = None,
+        seen: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """The ``k`` best items per query row, best first: ``(scores [B, k], item indices [B, k])``,
         ``k`` capped at the catalog's size.
@@ -62,5 +70,6 @@ class Scorer(Protocol):
         to return for any row (a sorted int64 tensor ``[u]``: sold-out items). Both are left out
         before the cut, so a row gets ``k`` items whenever the catalog has ``k`` items left for it;
         a row that cannot fill ``k`` ends with entries whose score is -inf and whose item index is
-        -1, which callers drop."""
+        -1, which callers drop. ``seen``: the items of each row's session so far (``[B, m]``, padded
+        with -1, repeats allowed), whose scores get the table's ``seen_bonus`` before the cut."""
         ...

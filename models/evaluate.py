@@ -3,10 +3,11 @@
 Protocol (the reference GRU4Rec's): events of items unseen in training are dropped; each test
 session starts from a zero state; every event after a session's first is one prediction, made from
 the events before it; the true item is ranked against all training items. Recall@K is the share of
-predictions ranked in the top K, MRR@K the mean of 1/rank, counting 0 beyond K.
+predictions ranked in the top K, MRR@K the mean of 1/rank, counting 0 beyond K. A model with a
+``seen_bonus`` ranks with it, the session's items so far being those of the prediction's prefix.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -15,9 +16,12 @@ from torch import Tensor
 from models.contract import Scorer, SequenceModel
 from models.data import EncodedSessions, EventLog, build_vocabulary, encode_sessions, item_counts
 from models.data import session_parallel_schedule as plan_batches
-from models.scoring import ExactScorer
+from models.scoring import ExactScorer, add_seen_bonus_
 
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
+# The seen bonuses `streamrec tune` tries on the validation sessions after each epoch: scores of
+# both losses are logits of order 1, and a bonus beyond a few units lists every seen item first.
+SEEN_BONUS_GRID = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
 def pessimistic_ranks(scores: Tensor, targets: Tensor) -> Tensor:
@@ -71,14 +75,51 @@ def evaluate_model(
     """Step with :meth:`step` as the streamer does. Without ``scorer``, rank every target against all
     items; with one, rank it within the scorer's top-K lists (K the largest cutoff; a target beyond
     counts as missed) and also report ``overlap@K`` of those lists with the exact ones."""
-    sessions = encode_sessions(log, {item: i for i, item in enumerate(item_ids)})
-    schedule = plan_batches(sessions.offsets, batch_size)
-    items = torch.from_numpy(sessions.items)
-    event_types = torch.from_numpy(sessions.event_types)
+    if scorer is None:
+        bonus = model.item_table().seen_bonus
+        return evaluate_seen_bonuses(model, item_ids, log, [bonus], cutoffs, batch_size)[0]
     metrics = MetricAccumulator(cutoffs)
     k = max(metrics.cutoffs)
     exact = ExactScorer(model.item_table())
     shared = 0
+    for hidden, targets, seen in _predictions(model, item_ids, log, batch_size):
+        _, listed = scorer.top_k(model.query(hidden), k, seen=seen)
+        metrics.add(_ranks_in_lists(listed, targets))
+        _, best = exact.top_k(model.query(hidden), k, seen=seen)
+        shared += int((listed.unsqueeze(2) == best.unsqueeze(1)).any(2).sum())
+    result = metrics.result()
+    result[f"overlap@{k}"] = shared / max(1, metrics.n * min(k, model.n_items))
+    return result
+
+
+@torch.inference_mode()
+def evaluate_seen_bonuses(
+    model: SequenceModel,
+    item_ids: Sequence[str],
+    log: EventLog,
+    bonuses: Sequence[float],
+    cutoffs: Iterable[int] = DEFAULT_CUTOFFS,
+    batch_size: int = 512,
+) -> list[dict[str, float]]:
+    """The exact metrics of ``model`` with each of ``bonuses`` as its seen bonus, from one pass."""
+    metrics = [MetricAccumulator(cutoffs) for _ in bonuses]
+    for hidden, targets, seen in _predictions(model, item_ids, log, batch_size):
+        ranks = _exact_ranks(model, hidden, targets, seen, bonuses)
+        for accumulator, ranks_with_bonus in zip(metrics, ranks, strict=True):
+            accumulator.add(ranks_with_bonus)
+    return [accumulator.result() for accumulator in metrics]
+
+
+def _predictions(
+    model: SequenceModel, item_ids: Sequence[str], log: EventLog, batch_size: int
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Session-parallel steps: each active session's state after its latest event, the item that
+    follows, and the session's items so far (``[n, width]``, padded with -1)."""
+    sessions = encode_sessions(log, {item: i for i, item in enumerate(item_ids)})
+    schedule = plan_batches(sessions.offsets, batch_size)
+    items = torch.from_numpy(sessions.items)
+    event_types = torch.from_numpy(sessions.event_types)
+    session_starts = torch.from_numpy(np.repeat(sessions.offsets[:-1], np.diff(sessions.offsets)))
     hidden = model.zero_state(schedule.inputs.shape[1])
     for t, n in enumerate(schedule.n_active.tolist()):
         hidden = hidden[:n]
@@ -87,28 +128,28 @@ def evaluate_model(
             hidden = hidden.masked_fill(resets[:, None, None], 0.0)
         positions = torch.from_numpy(schedule.inputs[t, :n])
         hidden = model.step(hidden, items[positions], event_types[positions])
-        targets = items[positions + 1]
-        if scorer is None:
-            metrics.add(_exact_ranks(model, hidden, targets))
-        else:
-            _, listed = scorer.top_k(model.query(hidden), k)
-            metrics.add(_ranks_in_lists(listed, targets))
-            _, best = exact.top_k(model.query(hidden), k)
-            shared += int((listed.unsqueeze(2) == best.unsqueeze(1)).any(2).sum())
-    result = metrics.result()
-    if scorer is not None:
-        result[f"overlap@{k}"] = shared / max(1, metrics.n * min(k, model.n_items))
-    return result
+        yield hidden, items[positions + 1], _session_so_far(items, session_starts[positions], positions)
 
 
-def _exact_ranks(model: SequenceModel, hidden: Tensor, targets: Tensor) -> Tensor:
+def _session_so_far(items: Tensor, firsts: Tensor, positions: Tensor) -> Tensor:
+    width = int((positions - firsts).max()) + 1
+    at = firsts.unsqueeze(1) + torch.arange(width)
+    return torch.where(at <= positions.unsqueeze(1), items[at.clamp(max=len(items) - 1)], -1)
+
+
+def _exact_ranks(
+    model: SequenceModel, hidden: Tensor, targets: Tensor, seen: Tensor, bonuses: Sequence[float]
+) -> list[Tensor]:
+    """The targets' ranks among all items with each of ``bonuses``."""
     rows = max(1, SCORE_BUDGET // model.n_items)
-    return torch.cat(
-        [
-            pessimistic_ranks(model.scores(hidden[i : i + rows]), targets[i : i + rows])
-            for i in range(0, len(hidden), rows)
-        ]
-    )
+    ranks: list[list[Tensor]] = [[] for _ in bonuses]
+    for i in range(0, len(hidden), rows):
+        part = slice(i, i + rows)
+        scores = model.scores(hidden[part])
+        for bonus, out in zip(bonuses, ranks, strict=True):
+            scored = add_seen_bonus_(scores.clone(), seen[part], bonus) if bonus else scores
+            out.append(pessimistic_ranks(scored, targets[part]))
+    return [torch.cat(parts) for parts in ranks]
 
 
 def _ranks_in_lists(listed: Tensor, targets: Tensor) -> Tensor:

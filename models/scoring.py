@@ -60,9 +60,15 @@ class ExactScorer:
 
     @torch.inference_mode()
     def top_k(
-        self, queries: Tensor, k: int, exclude: Tensor | None = None, unavailable: Tensor | None = None
+        self,
+        queries: Tensor,
+        k: int,
+        exclude: Tensor | None = None,
+        unavailable: Tensor | None = None,
+        seen: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         k = min(k, self.n_items)
+        bonus = self.items.seen_bonus if seen is not None else 0.0
         rows = padded(queries)
         bias = self.items.bias if unavailable is None else self._masked_bias(unavailable)
         top_scores = queries.new_empty(len(queries), k)
@@ -74,6 +80,8 @@ class ExactScorer:
         # 64 / 256 rows: 270 / 350 µs per event, against 310 / 430 scoring all rows first).
         for block in blocks(len(queries)):
             scores = self._score(rows[block], bias, out=block_scores)[: len(queries[block])]
+            if bonus:
+                add_seen_bonus_(scores, seen[block], bonus)
             if exclude is not None:
                 _exclude_(scores, exclude[block])
             top_scores[block], top_items[block] = self._rank(scores, k)
@@ -86,6 +94,14 @@ class ExactScorer:
         if self.n_items >= TOP_K_BLOCKS_FROM and k * TOP_K_BLOCK * 4 <= self.n_items:
             return top_k_by_blocks(scores, k)
         return torch.topk(scores, k, dim=1)
+
+
+def add_seen_bonus_(scores: Tensor, seen: Tensor, bonus: float) -> Tensor:
+    """Add ``bonus`` to ``scores[r, i]`` once for each item ``i >= 0`` in ``seen[r]``, however often
+    it is there (all copies of a pair read the score before any is written, so they write alike)."""
+    rows, columns = torch.nonzero(seen >= 0, as_tuple=True)
+    items = seen[rows, columns]
+    return scores.index_put_((rows, items), scores[rows, items] + bonus)
 
 
 def exact_top_k(

@@ -52,6 +52,7 @@ class TrainConfig:
     epochs: int = 10
     lr_decay: float = 1.0  # the learning rate of epoch e is learning_rate * lr_decay ** (e - 1)
     seed: int = 42
+    seen_bonus: float = 0.0  # not trained: the model's ModelConfig.seen_bonus, fitted by tune
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -69,6 +70,7 @@ class TrainConfig:
             embedding=self.embedding,
             dropout_embed=self.dropout_embed,
             dropout_hidden=self.dropout_hidden,
+            seen_bonus=self.seen_bonus,
         )
 
     def to_dict(self) -> dict:

@@ -1,7 +1,9 @@
 """Hyperparameter search with Optuna on a validation split carved from the training data by time.
 
 Each trial trains on the earlier sessions with parameters the sampler (TPE) suggests and, after every
-epoch, measures the validation metric on the last sessions: training stops early when the metric
+epoch, measures the validation metric on the last sessions with each seen bonus of
+:data:`~models.evaluate.SEEN_BONUS_GRID` (fitted, not sampled: one pass ranks with all of them) and
+keeps the best: training stops early when the metric
 has not improved for ``patience`` epochs or when Optuna's median rule prunes the trial. A trial's
 value is its best epoch's metric, and that epoch count goes into the preset. When the time budget
 is spent, a running trial stops after its current epoch and is kept as pruned, marked as cut by the
@@ -21,7 +23,7 @@ from pathlib import Path
 import optuna
 
 from models.data import EventLog, split_last_sessions
-from models.evaluate import evaluate_model
+from models.evaluate import SEEN_BONUS_GRID, evaluate_seen_bonuses
 from models.train import LOSSES, EpochEnd, TrainConfig, TrainingError, train_model
 
 METRICS = ("recall@20+mrr@20", "recall@20", "mrr@20")
@@ -144,6 +146,7 @@ def tune(
     config = dataclasses.replace(
         suggest_config(optuna.trial.FixedTrial(best.params), options.max_epochs, options.seed),
         epochs=best.user_attrs["best_epoch"],
+        seen_bonus=best.user_attrs.get("seen_bonus", 0.0),  # studies from before the bonus have none
     )
     value, validation = best.user_attrs["best_value"], best.user_attrs["validation"]
     return TuneResult(config, value, validation, best.number, run.trials_run, len(finished))
@@ -219,16 +222,17 @@ class _Objective:
         best = _EarlyStopping(self.options.patience)
 
         def after_epoch(end: EpochEnd) -> bool:
-            metrics = evaluate_model(end.model, end.item_ids, self.valid, [20])
+            bonus, metrics = best_seen_bonus(end, self.valid, self.options.metric)
             value = metric_value(metrics, self.options.metric)
             if best.update(value, end.epoch):
                 trial.set_user_attr("best_epoch", end.epoch)
                 trial.set_user_attr("best_value", value)
                 trial.set_user_attr("validation", metrics)
+                trial.set_user_attr("seen_bonus", bonus)
             trial.report(value, end.epoch)
             self.report(
-                f"trial {trial.number} epoch {end.epoch}: loss {end.loss:.4f}, {format_metrics(metrics)},"
-                f" {self.options.metric} {value:.4f}, {end.seconds:.0f} s training"
+                f"trial {trial.number} epoch {end.epoch}: loss {end.loss:.4f}, {format_metrics(metrics)}"
+                f" with seen bonus {bonus:g}, {self.options.metric} {value:.4f}, {end.seconds:.0f} s training"
             )
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {end.epoch}: below the median of earlier trials")
@@ -261,6 +265,14 @@ class _Objective:
         except ValueError:
             leader = "no completed trial yet"
         self.report(f"trial {trial.number} {outcome} in {seconds:.0f} s; {leader}; {left / 60:.1f} min left")
+
+
+def best_seen_bonus(end: EpochEnd, valid: EventLog, metric: str) -> tuple[float, dict[str, float]]:
+    """The seen bonus of the grid under which the epoch's model scores best on ``valid``, and its
+    metrics (a tie goes to the bonus nearest 0)."""
+    results = evaluate_seen_bonuses(end.model, end.item_ids, valid, SEEN_BONUS_GRID, [20])
+    ranked = sorted(zip(SEEN_BONUS_GRID, results, strict=True), key=lambda pair: abs(pair[0]))
+    return max(ranked, key=lambda pair: metric_value(pair[1], metric))
 
 
 def format_metrics(metrics: dict[str, float]) -> str:

@@ -89,6 +89,7 @@ class Recommender:
         self.version = self.advancer.version
         self._index = self.advancer.item_index
         self._model = artifact.model if artifact else None
+        self._seen_bonus = self._model.item_table().seen_bonus if self._model else 0.0
         # May build an index (``index``: one shipped with the artifact); seconds for a large catalog,
         # so ModelFeed builds recommenders in a thread.
         self.scorer = build_scorer(self._model.item_table(), policy.scorer, index) if self._model else None
@@ -178,7 +179,8 @@ class Recommender:
         bases = [MODEL if use else POPULARITY for use in usable]
         model_rows = [n for n, use in enumerate(usable) if use]
         if model_rows:
-            for n, ranked in zip(model_rows, self._model_rows(hidden, model_rows, excluded, k), strict=True):
+            ranked_rows_of_model = self._model_rows(hidden, model_rows, states, excluded, k)
+            for n, ranked in zip(model_rows, ranked_rows_of_model, strict=True):
                 rows[n] = ranked
         if len(model_rows) < len(states):
             ranking, unavailable = self._popularity(), self.context.catalog.unavailable
@@ -189,29 +191,37 @@ class Recommender:
         return rows, bases
 
     def _model_rows(
-        self, hidden: torch.Tensor, rows: list[int], excluded: list[list[str]], k: int
+        self,
+        hidden: torch.Tensor,
+        rows: list[int],
+        states: list[UserState],
+        excluded: list[list[str]],
+        k: int,
     ) -> list[Ranked]:
         assert self._model is not None and self.scorer is not None  # no row is usable without a model
         if len(rows) < len(hidden):
             hidden = hidden[rows]
-        exclude = None
-        width = max(len(excluded[n]) for n in rows)
-        if width:
-            index = self._index
-            exclude = torch.tensor(
-                [
-                    [index.get(item, -1) for item in excluded[n]] + [-1] * (width - len(excluded[n]))
-                    for n in rows
-                ]
-            )
         unavailable = self.context.catalog.unavailable_indices(self._index)
+        seen = self._indices([states[n].recent_items for n in rows]) if self._seen_bonus else None
         scores, top = self.scorer.top_k(
             self._model.query(hidden),
             min(k, self._model.n_items),
-            exclude,
+            self._indices([excluded[n] for n in rows]),
             unavailable if len(unavailable) else None,
+            seen,
         )
         return ranked_rows(self._item_ids, top, scores)
+
+    def _indices(self, item_lists: list[list[str]]) -> torch.Tensor | None:
+        """The item lists as model indices, ``[rows, width]`` padded with -1 (unknown items too), or
+        None if all are empty."""
+        width = max(map(len, item_lists))
+        if not width:
+            return None
+        index = self._index
+        return torch.tensor(
+            [[index.get(item, -1) for item in items] + [-1] * (width - len(items)) for items in item_lists]
+        )
 
     def _popularity(self) -> list[tuple[str, float]]:
         """The model's own popularity list if it carries one, else the stream's."""

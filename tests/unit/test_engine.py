@@ -1,5 +1,6 @@
 """The micro-batch engine: ordering, exactly-once application, sessions, re-encoding, scoring."""
 
+import dataclasses
 import json
 import random
 import re
@@ -257,3 +258,20 @@ def test_the_approximate_scorer_serves_the_stream_with_k_items_and_the_current_i
     ):
         assert [i.item_id for i in listed.items] == [i.item_id for i in expected.items]
         assert len(listed.items) == 10 and event.event.item_id not in {i.item_id for i in listed.items}
+
+
+@pytest.mark.parametrize("scorer", ["exact", "ann"])
+def test_a_models_seen_bonus_ranks_the_sessions_items_in_the_stream_and_the_api_alike(artifact, scorer):
+    artifact.model.config = dataclasses.replace(artifact.model.config, seen_bonus=1000.0)
+    policy = ServingPolicy(top_k=5, scorer=ScorerChoice(kind=scorer, ann=AnnParams(candidates=8, nprobe=1)))
+    stream = Stream()
+    states, [result] = run(Recommender(artifact, policy), [[stream.event("u", i) for i in (4, 9, 4, 17)]])
+    streamed = [i.item_id for i in result.recommendations()[-1].items]
+    assert set(streamed[:3]) == {"item-4", "item-9", "item-17"} and len(streamed) == 5
+    [answer] = Recommender(artifact, policy).recommend([states["u"]], 5)
+    assert [item for item, _ in answer.items] == streamed
+    hidden = torch.from_numpy(states["u"].hidden).unsqueeze(0)
+    scores = artifact.model.scores(hidden)[0]
+    assert answer.items[0][1] == pytest.approx(
+        float(scores[artifact.item_index[streamed[0]]]) + 1000.0, abs=1e-3
+    )

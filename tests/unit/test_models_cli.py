@@ -136,3 +136,28 @@ def test_a_bad_preset_file_is_reported_with_its_name(tmp_path, data, capsys):
         == 2
     )
     assert f"{preset}: \"config\" has unknown fields ['hiden']" in capsys.readouterr().err
+
+
+def test_a_seen_bonus_given_to_train_is_served_by_the_model_and_evaluate_can_try_another(
+    tmp_path, data, capsys
+):
+    train, test = data
+    out = tmp_path / "model"
+    argv = ["train", "--data", str(train), "--epochs", "1", "--seen-bonus", "0.75", *SMALL, "--out", str(out)]
+    assert main(argv) == 0
+    artifact = load_artifact(out)
+    assert artifact.model.item_table().seen_bonus == 0.75 and artifact.config["seen_bonus"] == 0.75
+    reports = {}
+    for bonus in ("0.75", "0", "40"):
+        reports[bonus] = tmp_path / f"bonus-{bonus}.json"
+        command = ["evaluate", "--model", str(out), "--data", str(test), "--seen-bonus", bonus]
+        assert main([*command, "--json", str(reports[bonus])]) == 0
+    assert (
+        main(["evaluate", "--model", str(out), "--data", str(test), "--json", str(tmp_path / "own.json")])
+        == 0
+    )
+    own = json.loads((tmp_path / "own.json").read_text())
+    tried = {bonus: json.loads(path.read_text()) for bonus, path in reports.items()}
+    assert own == tried["0.75"] and tried["0"] != tried["40"]
+    assert main(["evaluate", "--model", str(out), "--data", str(test), "--seen-bonus", "nan"]) == 2
+    assert "seen_bonus must be a finite number" in capsys.readouterr().err

@@ -5,12 +5,16 @@ import json
 
 import optuna
 import pytest
+import torch
 
 from models.artifact import load_artifact
+from models.data import build_vocabulary, events_to_tsv, parse_events
+from models.evaluate import SEEN_BONUS_GRID
+from models.model import GRU4Rec, ModelConfig
 from models.presets import read_preset_file
 from models.synthetic import write_synthetic_sessions
-from models.train import PRESETS
-from models.tune import searched_params, suggest_config
+from models.train import PRESETS, EpochEnd
+from models.tune import best_seen_bonus, searched_params, suggest_config
 from models.tune_cli import parse_duration
 from streamer.cli import main
 
@@ -45,6 +49,8 @@ def test_tune_reports_progress_and_writes_a_preset_that_train_accepts(tmp_path, 
         == 0
     )
     assert load_artifact(model).config["hidden"] == config.hidden
+    assert "with seen bonus" in output and config.seen_bonus in SEEN_BONUS_GRID
+    assert load_artifact(model).model.item_table().seen_bonus == config.seen_bonus
 
 
 def test_the_first_trial_of_a_new_study_is_the_start_preset_and_a_rerun_resumes(tmp_path, data, capsys):
@@ -96,3 +102,27 @@ def test_a_resumed_study_draws_new_parameters_rather_than_the_previous_runs_agai
     drawn_first = next(line for line in first.splitlines() if line.startswith("trial 1: "))
     drawn_second = next(line for line in second.splitlines() if line.startswith("trial 2: "))
     assert drawn_first.removeprefix("trial 1: ") != drawn_second.removeprefix("trial 2: ")
+
+
+def sessions_of(pattern: list[str], n: int):
+    rows = [
+        (f"s{s}", f"{item}{s % 7}", float(t), "click") for s in range(n) for t, item in enumerate(pattern)
+    ]
+    return parse_events(events_to_tsv(rows))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [(["a", "b", "a", "b", "a", "b"], lambda bonus: bonus > 0), (list("abcdef"), lambda bonus: bonus <= 0)],
+    ids=["sessions-that-return-to-their-items", "sessions-that-never-do"],
+)
+def test_the_fitted_seen_bonus_rewards_repeats_only_where_sessions_repeat(pattern, expected):
+    log = sessions_of(pattern, 40)
+    item_ids = build_vocabulary(log)
+    model = GRU4Rec(ModelConfig(n_items=len(item_ids), hidden=8), torch.Generator().manual_seed(0)).eval()
+    end = EpochEnd(
+        epoch=1, epochs=1, model=model, item_ids=item_ids, loss=0.0, seconds=0.0, events_per_epoch=0
+    )
+    bonus, metrics = best_seen_bonus(end, log, "recall@20+mrr@20")
+    assert expected(bonus)
+    assert bonus in SEEN_BONUS_GRID and set(metrics) == {"recall@20", "mrr@20", "n_predictions"}
