@@ -55,7 +55,12 @@ class ModelConfig:
         return self.embedding or self.hidden
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As stored in an artifact's manifest. Without a bonus there is no ``seen_bonus`` key, so that
+        workers of earlier versions, which refuse unknown fields, still load plain models."""
+        fields = asdict(self)
+        if not self.seen_bonus:
+            del fields["seen_bonus"]
+        return fields
 
 
 class GRU4Rec(nn.Module):

@@ -85,14 +85,15 @@ def test_the_first_candidate_is_promoted_when_nothing_serves():
 def test_a_preset_sets_the_training_config_and_warm_starts_only_a_model_it_fits():
     serving = train_model(
         parse_events(events_to_tsv([("s", "a", 1.0, "click"), ("s", "b", 2.0, "click")])),
-        TrainConfig(hidden=8, n_sample=4, epochs=1),
+        TrainConfig(hidden=8, n_sample=4, epochs=1, seen_bonus=0.5),
         progress=False,
     )
     current = SimpleNamespace(model=serving.model, config={**serving.config.to_dict(), "preset": "rsc15"})
-    assert training_config(current, 2).hidden == 8  # no preset: the serving model's settings
-    tuned = TrainConfig(loss="bpr-max", hidden=8, learning_rate=0.07, epochs=9)
+    kept = training_config(current, 2)  # no preset: the serving model's settings, its seen bonus too
+    assert kept.hidden == 8 and kept.seen_bonus == 0.5 and kept.model_config(3).seen_bonus == 0.5
+    tuned = TrainConfig(loss="bpr-max", hidden=8, learning_rate=0.07, epochs=9, seen_bonus=1.5)
     config = training_config(current, 2, tuned)
-    assert (config.loss, config.learning_rate, config.epochs) == ("bpr-max", 0.07, 2)
+    assert (config.loss, config.learning_rate, config.epochs, config.seen_bonus) == ("bpr-max", 0.07, 2, 1.5)
     assert warm_start_fits(current, config)
     assert not warm_start_fits(current, training_config(current, 2, dataclasses.replace(tuned, hidden=16)))
 
