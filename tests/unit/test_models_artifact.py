@@ -129,6 +129,23 @@ def test_non_finite_weights_are_refused(saved, model):
         load_artifact(saved)
 
 
+def test_huge_but_finite_weights_whose_sum_overflows_still_load(saved, model):
+    state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
+    state["item_bias"][:] = 3e38  # the fast check's sum is inf; the exact one finds every value finite
+    replace_weights(saved, save_safetensors(state))
+    assert torch.equal(load_artifact(saved).model.item_bias, state["item_bias"])
+
+
+def test_a_plain_models_manifest_has_no_seen_bonus_and_a_bonus_comes_back(tmp_path, model):
+    plain, boosted = tmp_path / "plain", tmp_path / "boosted"
+    save_artifact(plain, model, ITEMS, {}, "f" * 64, {})
+    assert "seen_bonus" not in json.loads((plain / "manifest.json").read_text())["model"]
+    model.config = ModelConfig(**{**model.config.to_dict(), "seen_bonus": 1.25})
+    save_artifact(boosted, model, ITEMS, {}, "f" * 64, {})
+    assert load_artifact(boosted).model.item_table().seen_bonus == 1.25
+    assert load_artifact(plain).model.item_table().seen_bonus == 0.0
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
