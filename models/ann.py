@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from models.contract import ItemTable
-from models.scoring import ExactScorer, PerUnavailableSet, unlisted_where_no_score_
+from models.scoring import ExactScorer, PerUnavailableSet, distinct_per_row, unlisted_where_no_score_
 from models.serving_blocks import blocks, padded
 
 # The head list's key in the coarse quantizer: its inner product with any query ``[q, 1]`` is this
@@ -237,7 +237,7 @@ class AnnScorer:
         """The candidates with each row's seen items appended, scored with the bonus (the index does
         not know it, so a seen item may rank well without being found); faiss's copy of a seen item
         is dropped so that no item is listed twice."""
-        own = _distinct_per_row(seen)
+        own = distinct_per_row(seen)
         _exclude_candidates_(scores, candidates, own)
         own_scores = self._rescore(queries, own) + self.items.seen_bonus
         if unavailable is not None:  # the index's selector never saw these
@@ -251,13 +251,6 @@ class AnnScorer:
         vectors = self.items.vectors[safe]  # [rows, n, d]
         scores = torch.bmm(vectors, queries.unsqueeze(2)).squeeze(2) + self.items.bias[safe]
         return scores.masked_fill_(~valid, float("-inf"))
-
-
-def _distinct_per_row(items: Tensor) -> Tensor:
-    """Each row's items sorted, with every repeat (and padding) as -1."""
-    ordered = items.sort(1).values
-    ordered[:, 1:].masked_fill_(ordered[:, 1:] == ordered[:, :-1], -1)
-    return ordered
 
 
 def _exclude_candidates_(scores: Tensor, candidates: Tensor, exclude: Tensor) -> None:

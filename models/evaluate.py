@@ -16,7 +16,7 @@ from torch import Tensor
 from models.contract import Scorer, SequenceModel
 from models.data import EncodedSessions, EventLog, build_vocabulary, encode_sessions, item_counts
 from models.data import session_parallel_schedule as plan_batches
-from models.scoring import ExactScorer, add_seen_bonus_
+from models.scoring import ExactScorer, distinct_per_row
 
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
 # The seen bonuses `streamrec tune` tries on the validation sessions after each epoch: scores of
@@ -146,10 +146,36 @@ def _exact_ranks(
     for i in range(0, len(hidden), rows):
         part = slice(i, i + rows)
         scores = model.scores(hidden[part])
-        for bonus, out in zip(bonuses, ranks, strict=True):
-            scored = add_seen_bonus_(scores.clone(), seen[part], bonus) if bonus else scores
-            out.append(pessimistic_ranks(scored, targets[part]))
+        for out, ranked in zip(
+            ranks, ranks_with_bonuses(scores, targets[part], seen[part], bonuses), strict=True
+        ):
+            out.append(ranked)
     return [torch.cat(parts) for parts in ranks]
+
+
+def ranks_with_bonuses(
+    scores: Tensor, targets: Tensor, seen: Tensor, bonuses: Sequence[float]
+) -> list[Tensor]:
+    """:func:`pessimistic_ranks` of the targets with each seen bonus added to ``scores``, from one
+    pass over all items plus one per bonus over the rows whose target is a seen item: a bonus moves
+    only the few seen items, and the target's own score where it is one of them. (Adding each bonus
+    to a copy of the scores and ranking that took 2.5 times as long: tuning ranks with ten.)"""
+    own = distinct_per_row(seen)
+    listed = own >= 0
+    target_scores = scores.gather(1, targets.unsqueeze(1))
+    own_scores = scores.gather(1, own.clamp(min=0)).masked_fill_(~listed, float("-inf"))
+    target_seen = ((own == targets.unsqueeze(1)) & listed).any(1)
+    others_ahead = (scores >= target_scores).sum(1) - (own_scores >= target_scores).sum(1)
+    again = torch.nonzero(target_seen).squeeze(1)  # rows whose threshold moves with the bonus
+    ranks = []
+    for bonus in bonuses:
+        threshold = target_scores + bonus * target_seen.unsqueeze(1)
+        ahead = others_ahead.clone()
+        if bonus and len(again):
+            moved = threshold[again]
+            ahead[again] = (scores[again] >= moved).sum(1) - (own_scores[again] >= moved).sum(1)
+        ranks.append(ahead + (own_scores + bonus >= threshold).sum(1))
+    return ranks
 
 
 def _ranks_in_lists(listed: Tensor, targets: Tensor) -> Tensor:

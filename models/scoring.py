@@ -104,6 +104,13 @@ def add_seen_bonus_(scores: Tensor, seen: Tensor, bonus: float) -> Tensor:
     return scores.index_put_((rows, items), scores[rows, items] + bonus)
 
 
+def distinct_per_row(items: Tensor) -> Tensor:
+    """Each row's items sorted, with every repeat (and padding) as -1."""
+    ordered = items.sort(1).values
+    ordered[:, 1:].masked_fill_(ordered[:, 1:] == ordered[:, :-1], -1)
+    return ordered
+
+
 def exact_top_k(
     model: SequenceModel, hidden: Tensor, k: int, exclude: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:

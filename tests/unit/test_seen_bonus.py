@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from models.ann import AnnParams, AnnScorer
 from models.contract import ItemTable
 from models.data import build_vocabulary, read_events
-from models.evaluate import evaluate_model, evaluate_seen_bonuses
+from models.evaluate import evaluate_model, evaluate_seen_bonuses, pessimistic_ranks, ranks_with_bonuses
 from models.model import GRU4Rec, ModelConfig
-from models.scoring import ExactScorer
+from models.scoring import ExactScorer, add_seen_bonus_
 from models.synthetic import write_synthetic_sessions
 from tests.unit.test_scorer_masks import DIM, assert_lists_honour_the_masks
 
@@ -95,3 +95,25 @@ def test_evaluation_ranks_with_the_models_bonus_and_a_grid_gives_each_bonus_its_
     assert boosted != plain
     exact = evaluate_model(model, item_ids, log, [20], scorer=ExactScorer(model.item_table()))
     assert exact["recall@20"] == boosted["recall@20"] and exact["overlap@20"] == 1.0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_items=st.integers(1, 60),
+    n_rows=st.integers(1, 20),
+    width=st.integers(0, 12),
+    bonuses=st.lists(st.sampled_from([-1.0, 0.0, 0.25, 1.0, 3.0]), min_size=1, max_size=5),
+)
+def test_ranks_under_many_bonuses_equal_ranking_each_bonus_added_to_the_scores(
+    seed, n_items, n_rows, width, bonuses
+):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randint(-3, 4, (n_rows, n_items), generator=g).float() / 4  # many ties, bonus-sized steps
+    targets = torch.randint(0, n_items, (n_rows,), generator=g)
+    seen = torch.randint(-1, n_items, (n_rows, width), generator=g)
+    if width:  # half the rows have their target among their seen items
+        seen[: n_rows // 2, 0] = targets[: n_rows // 2]
+    for bonus, ranks in zip(bonuses, ranks_with_bonuses(scores, targets, seen, bonuses), strict=True):
+        expected = pessimistic_ranks(add_seen_bonus_(scores.clone(), seen, bonus), targets)
+        assert torch.equal(ranks, expected), bonus
