@@ -1,11 +1,11 @@
 """Loading a large model artifact beside a serving loop: what a hot swap costs the worker.
 
-Writes (once, cached under ``--cache``) a synthetic artifact of ``--items`` items with the serving
-model's shape and its shipped approximate index, then, in a fresh process per measurement, loads it
-in a thread as the worker's model feed does (weights, vocabulary, shipped index, recommender) while
-the main thread sleeps 1 ms at a time, as a stand-in for the event loop. Prints the wall and CPU
-seconds of the load, the process's peak RSS above what it held before, and the longest gaps the main
-thread saw: the time the loader held the GIL in one piece.
+Writes (once, cached under ``--cache``) the streaming benchmark's synthetic artifact of ``--items``
+items (:func:`bench.stream_data.synthetic_model`) and its shipped approximate index, then, in a fresh
+process per measurement, loads it in a thread as the worker's model feed does (weights, vocabulary,
+shipped index, recommender) while the main thread sleeps 1 ms at a time, as a stand-in for the
+event loop. Prints the wall and CPU seconds of the load, the process's peak RSS above what it held
+before, and the longest gaps the main thread saw: the time the loader held the GIL in one piece.
 
 Run: ``.venv/bin/python -m bench.artifact_load [--items 1000000] [--repeat 3]``.
 """
@@ -20,11 +20,10 @@ from pathlib import Path
 
 import torch
 
+from bench.stream_data import synthetic_model
 from models.ann import AnnParams
-from models.artifact import load_artifact, save_artifact
-from models.model import GRU4Rec, ModelConfig
+from models.artifact import load_artifact
 from models.shipped_index import load_shipped_index, ship_index
-from models.synthetic import cluster_item_vectors_
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,12 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def synthetic_artifact(cache: Path, n_items: int) -> Path:
-    path = cache / f"synthetic-{n_items}"
+    """The streaming benchmark's synthetic model, with its index shipped beside it."""
+    path = synthetic_model(cache, n_items)
     if not (path / "ann.index.json").is_file():
-        print(f"writing a synthetic {n_items}-item artifact and its index -> {path}", flush=True)
-        model = GRU4Rec(ModelConfig(n_items=n_items, hidden=100), torch.Generator().manual_seed(7)).eval()
-        cluster_item_vectors_(model)
-        save_artifact(path, model, [str(i) for i in range(n_items)], {"synthetic": True}, "synthetic", {})
+        print(f"shipping its index -> {path}", flush=True)
         ship_index(path, load_artifact(path), AnnParams())
     return path
 

@@ -61,6 +61,15 @@ def synthetic_catalog(cache: Path, n_items: int = 50_000, n_sessions: int = 20_0
     vectors cluster around topics (the exact scorer's cost does not depend on the weights; the
     approximate one's index needs the neighbourhoods trained embeddings have) and synthetic sessions
     over the same item ids."""
+    artifact = synthetic_model(cache, n_items)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_synthetic_sessions(Path(tmp) / "s.tsv", n_items=n_items, n_sessions=n_sessions, seed=3)
+        sessions = read_sessions(path)
+    return Catalog(f"synthetic-{n_items // 1000}k", artifact, sessions, n_items)
+
+
+def synthetic_model(cache: Path, n_items: int) -> Path:
+    """The synthetic catalog's model artifact (written once into ``cache``)."""
     artifact = cache / f"synthetic-clustered-{n_items}"
     if not (artifact / "manifest.json").is_file():
         print(f"writing a synthetic {n_items}-item model -> {artifact}", flush=True)
@@ -68,10 +77,7 @@ def synthetic_catalog(cache: Path, n_items: int = 50_000, n_sessions: int = 20_0
         cluster_item_vectors_(model)
         item_ids = [str(i) for i in range(n_items)]
         save_artifact(artifact, model, item_ids, {"synthetic": True}, "synthetic", {})
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_synthetic_sessions(Path(tmp) / "s.tsv", n_items=n_items, n_sessions=n_sessions, seed=3)
-        sessions = read_sessions(path)
-    return Catalog(f"synthetic-{n_items // 1000}k", artifact, sessions, n_items)
+    return artifact
 
 
 def read_sessions(path: Path) -> list[Session]:
