@@ -64,6 +64,13 @@ def two_workers(api_setup: StreamerSetup) -> Iterator[tuple[WorkerProcess, Worke
             worker.stop()
 
 
+def items_of(answer: dict | Recommendation) -> list[str]:
+    """The item ids of an API answer or of a published list."""
+    if isinstance(answer, Recommendation):
+        return [item.item_id for item in answer.items]
+    return [item["item_id"] for item in answer["items"]]
+
+
 def every_user_answered_alike_by_both(workers: tuple[WorkerProcess, WorkerProcess]) -> dict[str, dict]:
     """Each user's answer, if both workers give the same 200 answer for every user and both workers
     own some of them (the group has settled); otherwise an empty dict."""
@@ -98,10 +105,15 @@ def test_each_user_is_answered_by_the_owner_of_its_state_on_both_workers(
     answers: dict[str, dict] = {}
 
     def settled() -> bool:
-        answers.update(every_user_answered_alike_by_both(two_workers))
+        # A state is stored just after its list is out (once the changelog has it): until then a
+        # worker answers from the state before.
+        latest = every_user_answered_alike_by_both(two_workers)
+        if any(items_of(answer) != items_of(last_list[user]) for user, answer in latest.items()):
+            return False
+        answers.update(latest)
         return bool(answers)
 
-    wait_for(settled, timeout_s=120, what="both workers to hold state partitions and answer alike")
+    wait_for(settled, timeout_s=120, what="both workers to hold state partitions and answer the last lists")
     for user, answer in answers.items():
         assert (answer["user_id"], answer["basis"], answer["model_version"]) == (
             user,
@@ -110,7 +122,6 @@ def test_each_user_is_answered_by_the_owner_of_its_state_on_both_workers(
         )
         # The stored state is the one the user's last list was ranked from: the same list.
         expected = last_list[user]
-        assert [item["item_id"] for item in answer["items"]] == [item.item_id for item in expected.items]
         assert [item["score"] for item in answer["items"]] == pytest.approx(
             [item.score for item in expected.items], abs=1e-5
         )

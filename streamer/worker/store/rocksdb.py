@@ -12,6 +12,7 @@ The records are the ones Faust's own table writes would be (key: the user id's b
 ``UserState.to_bytes()``, partition: that of the user's events), so its recovery reads them as its own.
 """
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from faust.types import TP
 from rocksdict import Rdict, WriteBatch
 
 from streamer.common.settings import Settings
-from streamer.worker.producing import SentBatch, kafka_producer, send_records
+from streamer.worker.producing import kafka_producer, send_records
 from streamer.worker.state import StateDecodeError, UserState
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ class RocksDBStateStore:
             help="GRU hidden state, recent items and applied offsets per user",
         )
         self.corrupt_states = 0
-        self._changelog_error: BaseException | None = None
 
     @property
     def changelog_topic(self) -> str:
@@ -63,37 +63,33 @@ class RocksDBStateStore:
         return states
 
     async def write(self, states: Mapping[str, UserState], partition_of_user: Mapping[str, int]) -> None:
-        """Store ``states`` locally and queue them on the changelog. Returns without waiting for the
-        changelog's acknowledgement: Faust flushes the producer before it commits source offsets.
-        A changelog batch that failed since the last call (after the producer's own retries) is
-        raised here and stops the agent, as a failed list publish does."""
-        if self._changelog_error is not None:
-            raise self._changelog_error
+        """Put ``states`` on the changelog, wait until Kafka has them, then store them locally.
+
+        In this order a crash at any point leaves the local database no newer than the changelog, which
+        every other copy (a standby, a worker the partition moves to, this one after losing its disk)
+        is restored from. Stored locally first, a worker killed before its changelog batch left kept a
+        state that no other copy would ever see. A changelog batch that failed (after the producer's own
+        retries) is raised here, as a failed list publish is, and nothing is stored locally."""
         batches: defaultdict[int, WriteBatch] = defaultdict(lambda: WriteBatch(raw_mode=True))
         records = []
         for user, state in states.items():
             partition, key, value = partition_of_user[user], user.encode(), state.to_bytes()
             batches[partition].put(key, value)
             records.append((partition, key, value))
+        producer = await kafka_producer(self.app)
+        sent = await send_records(producer, self.changelog_topic, records)
+        await asyncio.gather(*(batch.future for batch in sent))
         for partition, batch in batches.items():
             self._db(partition).write(batch)
-        producer = await kafka_producer(self.app)
-        for sent in await send_records(producer, self.changelog_topic, records):
-            sent.future.add_done_callback(lambda _, sent=sent: self._on_changelog_sent(sent))
+        for batch in sent:
+            self._persist_offset(TP(batch.topic, batch.partition), batch.last_offset())
 
-    def _on_changelog_sent(self, sent: SentBatch) -> None:
-        """Persist the changelog offset the local database now covers, as Faust does per record:
-        recovery after a restart reads the changelog from there on."""
-        if sent.future.cancelled():
-            return
-        if (error := sent.future.exception()) is not None:
-            log.error("changelog write to %s[%d] failed: %r", sent.topic, sent.partition, error)
-            self._changelog_error = error
-            return
-        tp = TP(sent.topic, sent.partition)
+    def _persist_offset(self, tp: TP, offset: int) -> None:
+        """Record that the local database covers the changelog up to ``offset``, as Faust does per
+        record: recovery after a restart reads the changelog from there on."""
         store = self.table.data
-        if sent.last_offset() > (store.persisted_offset(tp) or -1):
-            store.set_persisted_offset(tp, sent.last_offset())
+        if offset > (store.persisted_offset(tp) or -1):
+            store.set_persisted_offset(tp, offset)
 
     def _db(self, partition: int) -> Rdict:
         # Faust opens a partition's database on assignment; this is the lookup its own reads use.
