@@ -121,7 +121,7 @@ def tune(
     """Run trials until ``options.budget_s`` is spent or the study holds ``options.trials`` finished
     trials. A new study first tries the ``start_from`` configurations."""
     fit, valid = split_last_sessions(train, options.valid_share)
-    study = _open_study(train, options, storage_path)
+    study = open_study(train, options, storage_path)
     finished = _finished(study)
     if not study.trials:
         for config in start_from:
@@ -152,7 +152,7 @@ def tune(
     return TuneResult(config, value, validation, best.number, run.trials_run, len(finished))
 
 
-def _open_study(train: EventLog, options: TuneOptions, storage_path: Path) -> optuna.Study:
+def open_study(train: EventLog, options: TuneOptions, storage_path: Path) -> optuna.Study:
     storage_path.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
@@ -170,7 +170,11 @@ def _open_study(train: EventLog, options: TuneOptions, storage_path: Path) -> op
             study_name=study_name(train, options),
             direction="maximize",
             load_if_exists=True,
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+            # A new study's first trials are known good presets, so from the first complete trial on, a
+            # trial below the completed ones' median after an epoch stops there. Waiting for two (the
+            # previous rule) let a diverged retailrocket trial (validation 0.002 against the preset's 0.89)
+            # train all 10 epochs, 18 minutes, since each epoch bettered the last by a little.
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1),
         )
         # A trial on a shop's data takes minutes, so a budget holds tens of trials, not hundreds: the
         # sampler models the results after 5 trials instead of its default 10 random ones. Its seed

@@ -14,7 +14,7 @@ from models.model import GRU4Rec, ModelConfig
 from models.presets import read_preset_file
 from models.synthetic import write_synthetic_sessions
 from models.train import PRESETS, EpochEnd
-from models.tune import best_seen_bonus, searched_params, suggest_config
+from models.tune import TuneOptions, best_seen_bonus, open_study, searched_params, suggest_config
 from models.tune_cli import parse_duration
 from streamer.cli import main
 
@@ -102,6 +102,20 @@ def test_a_resumed_study_draws_new_parameters_rather_than_the_previous_runs_agai
     drawn_first = next(line for line in first.splitlines() if line.startswith("trial 1: "))
     drawn_second = next(line for line in second.splitlines() if line.startswith("trial 2: "))
     assert drawn_first.removeprefix("trial 1: ") != drawn_second.removeprefix("trial 2: ")
+
+
+def test_after_one_complete_trial_a_trial_below_it_at_an_epoch_is_pruned(tmp_path):
+    log = parse_events(events_to_tsv([("s1", "a", 1.0, "click"), ("s1", "b", 2.0, "click")]))
+    study = open_study(log, TuneOptions(), tmp_path / "study.sqlite3")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={}, distributions={}, value=0.9, intermediate_values={1: 0.8, 2: 0.9}
+        )
+    )
+    for value, pruned in ((0.5, True), (0.85, False)):
+        trial = study.ask()
+        trial.report(value, 1)
+        assert bool(trial.should_prune()) is pruned
 
 
 def sessions_of(pattern: list[str], n: int):
