@@ -3,6 +3,7 @@ ours, not the broker's defaults (the state table's changelog must have as many p
 input topics; model announcements must be compacted)."""
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -19,6 +20,38 @@ def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
     names = settings.io_topics() if names is None else names
     specs = [NewTopic(n, settings.topics.partitions, settings.topics.replication_factor) for n in names]
     create_missing_topics(settings, specs, check_partitions=False)
+
+
+def ensure_worker_topics(settings: Settings, changelogs: list[str], timeout_s: float = 30.0) -> None:
+    """Create the worker's missing topics (its input and output topics, the sequencing topic and the
+    state changelogs, compacted as Faust makes them) and wait until the broker's metadata lists them all.
+
+    Faust creates a missing internal topic itself, but just before its consumer joins the group, and
+    a group leader whose metadata did not list the new topic yet assigned the group without it (seen on
+    a first start: no partition of the sequencing topic consumed for minutes, so no list)."""
+    partitions, replicas = settings.topics.partitions, settings.topics.replication_factor
+    specs = [NewTopic(n, partitions, replicas) for n in [*settings.io_topics(), settings.sequenced_topic]]
+    compacted = {"cleanup.policy": "compact"}
+    specs += [NewTopic(name, partitions, replicas, topic_configs=compacted) for name in changelogs]
+    create_missing_topics(settings, specs, check_partitions=False)
+    _wait_until_listed(settings, [spec.name for spec in specs], timeout_s)
+
+
+def _wait_until_listed(settings: Settings, names: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with _admin(settings) as admin:
+        while True:
+            described = admin.describe_topics(names)
+            missing = [t["name"] for t in described if t["error_code"] or not _led(t["partitions"])]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics {missing} not in the broker's metadata after {timeout_s:g} s")
+            time.sleep(0.1)
+
+
+def _led(partitions: list[dict]) -> bool:
+    return bool(partitions) and all(partition["leader_id"] >= 0 for partition in partitions)
 
 
 def ensure_model_updates_topic(settings: Settings) -> None:

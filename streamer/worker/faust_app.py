@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import faust
 
+from streamer.common.admin import ensure_worker_topics
 from streamer.common.kafka_config import faust_credentials
 from streamer.common.kafka_probe import require_kafka
 from streamer.common.logs import install_repeat_limiter, logging_config
@@ -25,7 +26,8 @@ class StreamrecApp(faust.App):
     that is safe, since user states record the offsets they applied. Its consumer hands records to
     the streams a fetch at a time (:mod:`streamer.worker.consumer`). Before a worker connects, its Kafka
     settings are probed (:mod:`streamer.common.kafka_probe`): a wrong address, protocol or password stops it
-    with one line and its own exit code. Repeated warnings and errors are rate-limited
+    with one line and its own exit code, and its topics are created and awaited in the broker's metadata
+    (:func:`streamer.common.admin.ensure_worker_topics`). Repeated warnings and errors are rate-limited
     (:class:`streamer.common.logs.RepeatLimiter`)."""
 
     shutdown_timeout_s: float = 30.0
@@ -39,6 +41,8 @@ class StreamrecApp(faust.App):
         # Both `streamrec worker` (app.main) and `faust -A streamer.app worker` call this first.
         if self.streamrec_settings is not None:
             require_kafka(self.streamrec_settings, "streamrec worker")
+            changelogs = [table.changelog_topic.get_topic_name() for table in self.tables.values()]
+            ensure_worker_topics(self.streamrec_settings, changelogs)
         super().worker_init()
 
     def _new_transport(self) -> Transport:
