@@ -104,6 +104,7 @@ def test_a_resumed_study_draws_new_parameters_rather_than_the_previous_runs_agai
     assert drawn_first.removeprefix("trial 1: ") != drawn_second.removeprefix("trial 2: ")
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # trials asked for by hand, not by optimize
 def test_after_one_complete_trial_a_trial_below_it_at_an_epoch_is_pruned(tmp_path):
     log = parse_events(events_to_tsv([("s1", "a", 1.0, "click"), ("s1", "b", 2.0, "click")]))
     study = open_study(log, TuneOptions(), tmp_path / "study.sqlite3")
