@@ -25,20 +25,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from models import vocabulary_file
 from models.contract import SequenceModel
 from models.model import GRU4Rec, ModelConfig
 from models.popularity import POPULAR_ITEMS_MAX
+from models.stepwise import Steps, drain
+from models.weights_file import InvalidWeightsFile, read_buffer, tensors_in
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the vocabulary in the manifest (still read)
+READABLE_FORMATS = (1, 2)
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "manifest.json"
 POPULARITY_FILE = "popularity.json"
+VOCABULARY_FILE = "vocabulary.jsonl"
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{6}Z-([0-9a-f]{8})$")
 # The model classes an artifact may name, with their config class. Loading builds only these, so a
 # manifest cannot make the loader construct anything else. Artifacts written before the manifest
@@ -63,6 +67,11 @@ class ModelArtifact:
     checksum: str  # sha256 of the weights file
     # (external item id, weight), most popular first; empty for artifacts written before it existed
     popular_items: list[tuple[str, float]] = field(default_factory=list)
+    # of the vocabulary file; None for format 1 (the vocabulary in the manifest)
+    vocabulary_fingerprint: vocabulary_file.Fingerprint | None = None
+
+    def vocabulary(self) -> vocabulary_file.Vocabulary:
+        return vocabulary_file.Vocabulary(self.item_ids, self.item_index, self.vocabulary_fingerprint)
 
 
 def save_artifact(
@@ -113,6 +122,7 @@ def _serialise(
     if problem is not None:
         raise ValueError(f"popular items: {problem}")
     popularity = json.dumps(popularity_entries, allow_nan=False).encode("utf-8")
+    vocabulary = vocabulary_file.encode(item_ids)
     weights = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     checksum = hashlib.sha256(weights).hexdigest()
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{checksum[:8]}"
@@ -122,14 +132,15 @@ def _serialise(
         "architecture": _architecture_of(model),
         "model": model.config.to_dict(),
         "config": config,
-        "item_ids": [str(i) for i in item_ids],
         "data_fingerprint": data_fingerprint,
         "metrics": metrics,
         "weights_sha256": checksum,
         "popularity_sha256": hashlib.sha256(popularity).hexdigest(),
+        "vocabulary_sha256": hashlib.sha256(vocabulary).hexdigest(),
     }
     manifest_bytes = json.dumps(manifest, indent=1, allow_nan=False).encode("utf-8")
-    return version, {WEIGHTS_FILE: weights, POPULARITY_FILE: popularity, MANIFEST_FILE: manifest_bytes}
+    files = {WEIGHTS_FILE: weights, POPULARITY_FILE: popularity, VOCABULARY_FILE: vocabulary}
+    return version, {**files, MANIFEST_FILE: manifest_bytes}
 
 
 def _write_atomically(path: Path, files: dict[str, bytes]) -> None:
@@ -144,10 +155,65 @@ def _write_atomically(path: Path, files: dict[str, bytes]) -> None:
         raise
 
 
+@dataclass(frozen=True)
+class StagedArtifact:
+    """An artifact read and checked, all but its vocabulary: :meth:`finish` makes that into Python
+    objects, in steps a serving worker runs between micro-batches (:mod:`models.vocabulary_file`)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    model: SequenceModel
+    checksum: str  # sha256 of the weights file
+    popular_items: list[tuple[str, float]]
+    vocabulary: list[str] | bytes  # format 1: the manifest's list; later: the checked file's bytes
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    def finish(self, known: ModelArtifact | None = None) -> Steps[ModelArtifact]:
+        """The loaded artifact, once the vocabulary checks out; reusing the ids of ``known`` (the
+        serving model) if this vocabulary extends its own."""
+        if isinstance(self.vocabulary, bytes):
+            try:
+                vocabulary = yield from vocabulary_file.read_steps(
+                    self.vocabulary, known.vocabulary() if known else None
+                )
+            except vocabulary_file.InvalidVocabulary as e:
+                raise ArtifactError(f"{self.path / VOCABULARY_FILE}: {e}") from None
+        else:
+            index = yield from vocabulary_file.index_steps(self.vocabulary)
+            vocabulary = vocabulary_file.Vocabulary(self.vocabulary, index, None)
+        item_ids, item_index = vocabulary.ids, vocabulary.index
+        if len(item_index) != len(item_ids):
+            raise ArtifactError(f"{self.path}: item ids must be distinct strings")
+        if len(item_ids) != self.model.n_items:
+            raise ArtifactError(
+                f"{self.path}: vocabulary has {len(item_ids)} items but the model has {self.model.n_items}"
+            )
+        return ModelArtifact(
+            model=self.model,
+            item_ids=item_ids,
+            item_index=item_index,
+            version=self.version,
+            config=self.manifest["config"],
+            metrics=self.manifest["metrics"],
+            data_fingerprint=self.manifest["data_fingerprint"],
+            checksum=self.checksum,
+            popular_items=self.popular_items,
+            vocabulary_fingerprint=vocabulary.fingerprint,
+        )
+
+
 def load_artifact(path: str | Path) -> ModelArtifact:
+    return drain(read_artifact(path).finish())
+
+
+def read_artifact(path: str | Path) -> StagedArtifact:
+    """Read and check everything but the vocabulary's ids (see :class:`StagedArtifact`)."""
     path = Path(path)
     manifest = _read_manifest(path / MANIFEST_FILE)
-    weights = _read_file(path / WEIGHTS_FILE)
+    weights = _read_weights(path / WEIGHTS_FILE)
     checksum = hashlib.sha256(weights).hexdigest()
     if checksum != manifest["weights_sha256"]:
         raise ArtifactError(
@@ -159,36 +225,20 @@ def load_artifact(path: str | Path) -> ModelArtifact:
         config = config_class(**manifest["model"])
     except (TypeError, ValueError) as e:
         raise ArtifactError(f"{path / MANIFEST_FILE}: invalid model config: {e}") from None
-    item_ids = manifest["item_ids"]
-    # Built once and checked for repeats by its length. Each of set(ids) and dict(zip(...)) holds the
-    # GIL for 0.2-0.35 s at a million ids in one C call, stalling the event loop of a worker loading
-    # a model for a swap; a comprehension lets the loop in every few milliseconds.
-    item_index = {item: i for i, item in enumerate(item_ids)}
-    if len(item_index) != len(item_ids):
-        raise ArtifactError(f"{path / MANIFEST_FILE}: item_ids must be distinct strings")
-    if len(item_ids) != config.n_items:
-        raise ArtifactError(
-            f"{path}: vocabulary has {len(item_ids)} items but the model has {config.n_items}"
-        )
     # Built on the meta device and given the parsed tensors themselves: a 1M-item model's random
     # initialisation and the copy into it took 0.9 s and 400 MB each, for nothing.
     with torch.device("meta"):
         model = model_class(config)
-    tensors = _parse_weights(weights, model, path / WEIGHTS_FILE)
-    del weights  # 400 MB at 1M items, no longer needed once parsed
+    tensors = _parse_weights(weights, model, path / WEIGHTS_FILE)  # views of ``weights``
     model.load_state_dict(tensors, assign=True)
     model.eval().requires_grad_(False)
-    popular_items = _read_popularity(path, manifest.get("popularity_sha256"))
-    return ModelArtifact(
+    return StagedArtifact(
+        path=path,
+        manifest=manifest,
         model=model,
-        item_ids=item_ids,
-        item_index=item_index,
-        version=manifest["version"],
-        config=manifest["config"],
-        metrics=manifest["metrics"],
-        data_fingerprint=manifest["data_fingerprint"],
         checksum=checksum,
-        popular_items=popular_items,
+        popular_items=_read_popularity(path, manifest.get("popularity_sha256")),
+        vocabulary=_read_vocabulary(path, manifest),
     )
 
 
@@ -206,6 +256,13 @@ def _read_file(path: Path) -> bytes:
         raise ArtifactError(f"cannot read {path}: {e.strerror or e}") from None
 
 
+def _read_weights(path: Path) -> np.ndarray:
+    try:
+        return read_buffer(path)
+    except OSError as e:
+        raise ArtifactError(f"cannot read {path}: {e.strerror or e}") from None
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(_read_file(path))
@@ -213,18 +270,19 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise ArtifactError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path}: expected a JSON object")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_FORMATS:
         found = manifest.get("format_version")
-        raise ArtifactError(f"{path}: format_version {found!r}, expected {FORMAT_VERSION}")
+        raise ArtifactError(f"{path}: format_version {found!r}, expected one of {READABLE_FORMATS}")
     expected_types = {
         "version": str,
         "model": dict,
         "config": dict,
-        "item_ids": list,
         "data_fingerprint": str,
         "metrics": dict,
         "weights_sha256": str,
     }
+    if manifest["format_version"] == 1:
+        expected_types["item_ids"] = list
     for key, kind in expected_types.items():
         if not isinstance(manifest.get(key), kind):
             raise ArtifactError(f"{path}: {key!r} missing or not a {kind.__name__}")
@@ -233,17 +291,37 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ArtifactError(f"{path}: unknown architecture {architecture!r} (this code knows {known})")
     digests = {"weights_sha256": manifest["weights_sha256"]}
-    if "popularity_sha256" in manifest:  # absent from artifacts written before popularity existed
-        digests["popularity_sha256"] = manifest["popularity_sha256"]
+    for optional in ("popularity_sha256", "vocabulary_sha256"):  # absent from older formats
+        if optional in manifest:
+            digests[optional] = manifest[optional]
+    if manifest["format_version"] > 1 and "vocabulary_sha256" not in manifest:
+        raise ArtifactError(f"{path}: 'vocabulary_sha256' missing")
     for key, digest in digests.items():
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ArtifactError(f"{path}: {key} is not a sha256 hex digest")
     match = VERSION_PATTERN.match(manifest["version"])
     if match is None or match.group(1) != manifest["weights_sha256"][:8]:
         raise ArtifactError(f"{path}: version {manifest['version']!r} does not match the weights checksum")
-    if not all(isinstance(i, str) for i in manifest["item_ids"]):
+    if manifest["format_version"] == 1 and not all(isinstance(i, str) for i in manifest["item_ids"]):
         raise ArtifactError(f"{path}: item_ids must be distinct strings")
     return manifest
+
+
+def _read_vocabulary(path: Path, manifest: dict[str, Any]) -> list[str] | bytes:
+    if manifest["format_version"] == 1:
+        return manifest["item_ids"]
+    return _read_checked(path / VOCABULARY_FILE, manifest["vocabulary_sha256"])
+
+
+def _read_checked(file: Path, expected_sha256: str) -> bytes:
+    data = _read_file(file)
+    checksum = hashlib.sha256(data).hexdigest()
+    if checksum != expected_sha256:
+        raise ArtifactError(
+            f"{file}: sha256 {checksum} does not match the manifest's {expected_sha256} "
+            "(file corrupted, truncated or replaced)"
+        )
+    return data
 
 
 def _read_popularity(path: Path, expected_sha256: str | None) -> list[tuple[str, float]]:
@@ -254,13 +332,7 @@ def _read_popularity(path: Path, expected_sha256: str | None) -> list[tuple[str,
         if file.exists():
             raise ArtifactError(f"{file}: present, but the manifest has no popularity_sha256 to check it")
         return []
-    data = _read_file(file)
-    checksum = hashlib.sha256(data).hexdigest()
-    if checksum != expected_sha256:
-        raise ArtifactError(
-            f"{file}: sha256 {checksum} does not match the manifest's {expected_sha256} "
-            "(file corrupted, truncated or replaced)"
-        )
+    data = _read_checked(file, expected_sha256)
     try:
         entries = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -299,10 +371,10 @@ def _is_weight(value: Any) -> bool:
         return False
 
 
-def _parse_weights(data: bytes, model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
+def _parse_weights(data: np.ndarray, model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     try:
-        tensors = load_safetensors(data)
-    except (SafetensorError, ValueError) as e:
+        tensors = tensors_in(data)
+    except InvalidWeightsFile as e:
         raise ArtifactError(f"{path}: not a valid safetensors file ({e})") from None
     expected = model.state_dict()
     if tensors.keys() != expected.keys():

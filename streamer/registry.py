@@ -19,9 +19,17 @@ import faiss
 from torch import nn
 
 from models.ann import AnnParams
-from models.artifact import ArtifactError, ModelArtifact, load_artifact, save_artifact_in
+from models.artifact import (
+    ArtifactError,
+    ModelArtifact,
+    StagedArtifact,
+    load_artifact,
+    read_artifact,
+    save_artifact_in,
+)
 from models.scorer_choice import ScorerChoice
 from models.shipped_index import load_shipped_index, ship_index
+from models.stepwise import Steps, drain
 from schemas.errors import InvalidMessage
 from schemas.model_updates import ANNOUNCEMENT_KEY, ModelAnnouncement, history_key
 from streamer.common.kafka_config import kafka_python_config
@@ -99,9 +107,15 @@ def artifact_path(settings: Settings, announcement: ModelAnnouncement) -> Path:
 
 def load_announced(settings: Settings, announcement: ModelAnnouncement) -> ModelArtifact:
     """Load and check the announced artifact; raise :class:`AnnouncementRefused` if it is not sound."""
+    return drain(finish_announced(read_announced(settings, announcement)))
+
+
+def read_announced(settings: Settings, announcement: ModelAnnouncement) -> StagedArtifact:
+    """The announced artifact read and checked but for its vocabulary (:func:`finish_announced`);
+    raise :class:`AnnouncementRefused` if it is not sound."""
     path = artifact_path(settings, announcement)
     try:
-        artifact = load_artifact(path)
+        artifact = read_artifact(path)
     except (ArtifactError, OSError) as exc:
         raise AnnouncementRefused("unloadable", f"{path}: {exc}") from exc
     if artifact.checksum != announcement.checksum:
@@ -113,6 +127,16 @@ def load_announced(settings: Settings, announcement: ModelAnnouncement) -> Model
             "version_mismatch", f"{path} holds version {artifact.version}, announced {announcement.version}"
         )
     return artifact
+
+
+def finish_announced(staged: StagedArtifact, known: ModelArtifact | None = None) -> Steps[ModelArtifact]:
+    """The artifact of :func:`read_announced`, in steps, reusing the vocabulary of ``known`` where
+    it can (:meth:`StagedArtifact.finish`); raise :class:`AnnouncementRefused` if its vocabulary is
+    not sound."""
+    try:
+        return (yield from staged.finish(known))
+    except ArtifactError as exc:
+        raise AnnouncementRefused("unloadable", str(exc)) from exc
 
 
 def load_announced_index(

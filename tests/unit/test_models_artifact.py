@@ -149,13 +149,16 @@ def test_a_plain_models_manifest_has_no_seen_bonus_and_a_bonus_comes_back(tmp_pa
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"item_ids": ITEMS[:-1]}, "vocabulary"),
-        ({"item_ids": [*ITEMS[:-1], "item-0"]}, "distinct"),
-        ({"item_ids": [*ITEMS[:-1], 7]}, "distinct strings"),
+        ({"format_version": 1, "item_ids": ITEMS[:-1]}, "vocabulary"),
+        ({"format_version": 1, "item_ids": [*ITEMS[:-1], "item-0"]}, "distinct"),
+        ({"format_version": 1, "item_ids": [*ITEMS[:-1], 7]}, "distinct strings"),
+        ({"format_version": 1}, "'item_ids' missing"),
+        ({"vocabulary_sha256": None}, "vocabulary_sha256 is not a sha256"),
+        ({"vocabulary_sha256": "0" * 64}, r"vocabulary\.jsonl: sha256 .* does not match"),
         ({"version": "20260101T000000Z-00000000"}, "version"),
         ({"weights_sha256": "0" * 64}, "checksum"),
         ({"weights_sha256": "0" * 64, "version": "20260101T000000Z-00000000"}, "sha256"),
-        ({"format_version": 2}, "format_version"),
+        ({"format_version": 3}, "format_version 3"),
         ({"model": {"n_items": len(ITEMS), "hidden": 6, "n_layers": 2, "colour": "red"}}, "model config"),
         ({"metrics": None}, "metrics"),
         ({"architecture": "transformer"}, "unknown architecture 'transformer'"),
@@ -204,6 +207,34 @@ def test_an_artifact_written_before_popularity_existed_loads_with_an_empty_list(
     assert not (ARTIFACT_BEFORE_POPULARITY / "popularity.json").exists()
     artifact = load_artifact(ARTIFACT_BEFORE_POPULARITY)
     assert artifact.item_ids == ["a", "b", "c"] and artifact.popular_items == []
+
+
+def test_a_format_1_artifact_with_the_vocabulary_in_its_manifest_still_loads_and_only_that_one(saved):
+    manifest = json.loads((saved / "manifest.json").read_text())
+    del manifest["vocabulary_sha256"]
+    (saved / "vocabulary.jsonl").unlink()
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="'vocabulary_sha256' missing"):
+        load_artifact(saved)
+    (saved / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1, "item_ids": ITEMS}))
+    assert load_artifact(saved).item_ids == ITEMS
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        (['"item-0"'] * len(ITEMS), "distinct"),
+        ([f'"item-{i}"' for i in range(len(ITEMS) - 1)], "vocabulary has 11 items"),
+        (['"item-0", "item-1"', *[f'"item-{i}"' for i in range(2, len(ITEMS))]], "not one JSON string"),
+        ([*[f'"item-{i}"' for i in range(len(ITEMS) - 1)], "7"], "not one JSON string"),
+    ],
+)
+def test_a_consistently_forged_vocabulary_is_refused(saved, lines, reason):
+    data = "\n".join(lines).encode()
+    (saved / "vocabulary.jsonl").write_bytes(data)
+    rewrite_manifest(saved, vocabulary_sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(ArtifactError, match=reason):
+        load_artifact(saved)
 
 
 def test_a_tampered_popularity_file_is_refused(saved):
