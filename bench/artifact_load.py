@@ -2,27 +2,31 @@
 
 Writes (once, cached under ``--cache``) the streaming benchmark's synthetic artifact of ``--items``
 items (:func:`bench.stream_data.synthetic_model`) and its shipped approximate index, then, in a fresh
-process per measurement, loads it in a thread as the worker's model feed does (weights, vocabulary,
-shipped index, recommender) while the main thread sleeps 1 ms at a time, as a stand-in for the
-event loop. Prints the wall and CPU seconds of the load, the process's peak RSS above what it held
-before, and the longest gaps the main thread saw: the time the loader held the GIL in one piece.
+process per measurement, loads it as the worker's model feed does: files, checksums and weights in a
+low-priority thread, the vocabulary in steps on the main thread, then the shipped index and the
+recommender in the thread again, while the main thread otherwise sleeps 1 ms at a time, as a
+stand-in for the event loop. Each measurement is made twice: for a first model (the vocabulary read
+whole) and for a retrained one while the first still serves (its vocabulary extends the serving one's,
+so the serving ids are reused). Prints the wall and CPU seconds of the load, the process's peak RSS,
+and the longest gaps the main thread saw: its own steps, or the loader holding the GIL.
 
 Run: ``.venv/bin/python -m bench.artifact_load [--items 1000000] [--repeat 3]``.
 """
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from bench.stream_data import synthetic_model
 from models.ann import AnnParams
-from models.artifact import load_artifact
+from models.artifact import ModelArtifact, load_artifact, read_artifact
 from models.shipped_index import load_shipped_index, ship_index
 
 
@@ -34,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="measurements, each in a fresh process")
     parser.add_argument("--cache", type=Path, default=Path("var/bench/artifact_load"))
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child process's job
+    parser.add_argument("--serving", action="store_true", help=argparse.SUPPRESS)  # with a serving model
     return parser.parse_args(argv)
 
 
@@ -46,37 +51,46 @@ def synthetic_artifact(cache: Path, n_items: int) -> Path:
     return path
 
 
-def measure(path: Path) -> dict:
-    """One load in a thread beside a 1 ms sleep loop (run in a fresh process)."""
-    from streamer.worker.engine import Recommender
-    from streamer.worker.policy import ServingPolicy
+def measure(path: Path, serving: bool) -> dict:
+    """One load beside a 1 ms sleep loop (run in a fresh process); with ``serving``, a first copy of
+    the model is loaded beforehand and serves as the known vocabulary."""
+    from streamer.worker.model_feed import lower_loader_priority
 
     torch.set_num_threads(1)
-    before = _peak_rss_gb()
-    done = threading.Event()
-    figures: dict = {}
-
-    def load() -> None:
-        try:
-            started, cpu = time.perf_counter(), time.thread_time()
-            artifact = load_artifact(path)
-            Recommender(artifact, ServingPolicy(), index=load_shipped_index(path, artifact))
-            figures.update(wall_s=time.perf_counter() - started, cpu_s=time.thread_time() - cpu)
-        finally:
-            done.set()
-
-    threading.Thread(target=load).start()
-    gaps, last = [], time.perf_counter()
-    while not done.is_set():
+    known = load_artifact(path) if serving else None
+    loader = ThreadPoolExecutor(1, initializer=lower_loader_priority)
+    started, cpu = time.perf_counter(), time.process_time()
+    stage = loader.submit(read_artifact, path)
+    gaps, last, steps, recommender = [], time.perf_counter(), None, None
+    while recommender is None or not recommender.done():
+        if steps is None and stage.done():
+            steps = stage.result().finish(known)
+        elif steps is not None and recommender is None:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                recommender = loader.submit(serving_recommender, path, finished.value)
         time.sleep(0.001)
         now = time.perf_counter()
         gaps.append(now - last)
         last = now
-    if "wall_s" not in figures:
-        raise SystemExit("the load failed (its traceback is above)")
+    recommender.result()
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     gaps.sort(reverse=True)
-    figures.update(peak_rss_gb=_peak_rss_gb() - before, gaps_ms=[round(g * 1000) for g in gaps[:3]])
-    return figures
+    return {
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "peak_rss_gb": _peak_rss_gb(),
+        "gaps_ms": [round(g * 1000) for g in gaps[:3]],
+    }
+
+
+def serving_recommender(path: Path, artifact: ModelArtifact) -> object:
+    """What the feed builds in its thread once the vocabulary is made: index and recommender."""
+    from streamer.worker.engine import Recommender
+    from streamer.worker.policy import ServingPolicy
+
+    return Recommender(artifact, ServingPolicy(), index=load_shipped_index(path, artifact))
 
 
 def _peak_rss_gb() -> float:
@@ -89,13 +103,13 @@ def _peak_rss_gb() -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure)))
+        print(json.dumps(measure(args.measure, args.serving)))
         return 0
     path = synthetic_artifact(args.cache, args.items)
-    print(f"loading {path} in a thread beside a 1 ms sleep loop, {args.repeat} fresh processes", flush=True)
-    for run in range(1, args.repeat + 1):
+    print(f"loading {path} beside a 1 ms sleep loop, {args.repeat} x 2 fresh processes", flush=True)
+    for run, serving in itertools.product(range(1, args.repeat + 1), (False, True)):
         child = [sys.executable, "-m", "bench.artifact_load", "--measure", str(path)]
-        done = subprocess.run(child, capture_output=True, text=True)
+        done = subprocess.run(child + ["--serving"] * serving, capture_output=True, text=True)
         if done.returncode:
             print(done.stderr, file=sys.stderr)
             return 1
@@ -103,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         with open("/proc/loadavg") as f:
             load = f.read().split()[0]
         print(
-            f"run {run}: {figures['wall_s']:.2f} s wall, {figures['cpu_s']:.2f} s CPU of the loader, peak"
-            f" RSS +{figures['peak_rss_gb']:.2f} GB, longest loop gaps {figures['gaps_ms']} ms, load {load}",
+            f"run {run}, {'retrained, beside the serving model' if serving else 'first model'}: "
+            f"{figures['wall_s']:.2f} s wall, {figures['cpu_s']:.2f} s CPU, peak RSS "
+            f"{figures['peak_rss_gb']:.2f} GB, longest loop gaps {figures['gaps_ms']} ms, load {load}",
             flush=True,
         )
     return 0

@@ -60,7 +60,7 @@ LOADER_NICENESS = 19
 STEP_PAUSE_S = 0.005
 
 
-def _lower_loader_priority() -> None:
+def lower_loader_priority() -> None:
     if sys.platform == "linux":
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOADER_NICENESS)
 
@@ -122,7 +122,7 @@ class ModelFeed:
         self.settings = settings
         self.holder = ModelHolder(serving_policy(settings), context)
         self._follow_from = 0
-        self._loader = ThreadPoolExecutor(1, "model-loader", initializer=_lower_loader_priority)
+        self._loader = ThreadPoolExecutor(1, "model-loader", initializer=lower_loader_priority)
 
     def load_initial(self) -> None:
         """Stage the newest announced model that verifies, else ``STREAMREC_MODEL_PATH``, else no
