@@ -172,6 +172,7 @@ class ModelFeed:
                     await self._consider(announcement)
         finally:
             await consumer.stop()
+            self._loader.shutdown(wait=False, cancel_futures=True)
 
     def recommender(self, artifact: ModelArtifact | None, index: faiss.Index | None = None) -> Recommender:
         """A recommender serving ``artifact`` (None: popularity only) under this worker's policy and

@@ -1,5 +1,7 @@
 """Announced artifacts are checked before they can serve; the holder swaps only between batches."""
 
+import asyncio
+import hashlib
 import json
 import shutil
 
@@ -16,7 +18,7 @@ from streamer.common.settings import Settings
 from streamer.registry import AnnouncementRefused, first_sound, load_announced, newest_first
 from streamer.worker.engine import Recommender
 from streamer.worker.metrics import REGISTRY
-from streamer.worker.model_feed import ModelHolder, count_refusal
+from streamer.worker.model_feed import ModelFeed, ModelHolder, between_batches, count_refusal
 from streamer.worker.policy import ServingPolicy
 
 
@@ -128,3 +130,63 @@ def test_history_keys_are_told_apart_from_the_current_key():
 
 def refused_count(reason: str) -> float:
     return REGISTRY.get_sample_value("streamrec_model_swap_refused_total", {"reason": reason}) or 0.0
+
+
+def retrained(store, name: str, item_ids: list[str]) -> ModelAnnouncement:
+    """Another model in the store, of ``item_ids``, announced."""
+    folder, _ = store
+    model = GRU4Rec(ModelConfig(n_items=len(item_ids), hidden=4), generator=torch.Generator().manual_seed(1))
+    version = save_artifact(folder / name, model.eval(), item_ids, {}, "fp", {})
+    checksum = json.loads((folder / name / "manifest.json").read_text())["weights_sha256"]
+    return ModelAnnouncement(version=version, path=name, checksum=checksum, created_at=2.0)
+
+
+@pytest.mark.parametrize("added", [[], ["new-1", "new-2"]])
+def test_a_retrained_vocabulary_that_extends_the_serving_one_reuses_its_ids(store, added):
+    feed = ModelFeed(settings_for(store))
+    serving = load_announced(settings_for(store), announce(store))
+    feed.holder.stage(feed.recommender(serving), store[0] / "v1")
+    announcement = retrained(store, "v2", [*serving.item_ids, *added])
+    artifact = asyncio.run(feed._prepare(announcement)).artifact
+    assert artifact.version == announcement.version and artifact.item_ids == [*serving.item_ids, *added]
+    assert artifact.item_ids[0] is serving.item_ids[0]
+    assert artifact.item_index == {item: i for i, item in enumerate(artifact.item_ids)}
+    assert len(serving.item_index) == len(serving.item_ids)  # the serving model's own, untouched
+
+
+def test_a_consistently_forged_vocabulary_is_refused_as_unloadable(store):
+    folder, _ = store
+    announcement = retrained(store, "v2", [f"i{n}" for n in range(12)])
+    manifest = json.loads((folder / "v2" / "manifest.json").read_text())
+    forged = b'"i0"\n' * 12
+    (folder / "v2" / "vocabulary.jsonl").write_bytes(forged)
+    manifest["vocabulary_sha256"] = hashlib.sha256(forged).hexdigest()
+    (folder / "v2" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(AnnouncementRefused) as refused:
+        asyncio.run(ModelFeed(settings_for(store))._prepare(announcement))
+    assert refused.value.reason == "unloadable" and "distinct" in str(refused.value)
+
+
+def test_steps_on_the_loop_let_other_tasks_run_between_them():
+    order: list[str] = []
+
+    def steps():
+        for _ in range(3):
+            order.append("step")
+            yield
+        return "made"
+
+    async def other_task():
+        while len(order) < 30:
+            order.append("other")
+            await asyncio.sleep(0)
+
+    async def both():
+        other = asyncio.create_task(other_task())
+        made = await between_batches(steps())
+        await other
+        return made
+
+    assert asyncio.run(both()) == "made"
+    first, second = [i for i, kind in enumerate(order) if kind == "step"][:2]
+    assert "other" in order[first:second]
