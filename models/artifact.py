@@ -1,14 +1,19 @@
-"""Model artifacts: a directory with ``weights.safetensors``, ``popularity.json`` and ``manifest.json``.
+"""Model artifacts: a directory with ``weights.safetensors``, ``vocabulary.jsonl``, ``popularity.json``
+and ``manifest.json``.
 
 The manifest holds the format version, the model version (``<UTC time>-<first 8 hex of the weights'
 sha256>``), the architecture (a name in :data:`ARCHITECTURES`) and its config, the caller's training
-config, the item-id vocabulary (index -> id), the training data's fingerprint, metrics, and the sha256
-of the weights and of the popularity file. The popularity file lists the recently most popular items
-(``[[item id, weight], ...]``, most popular first; :mod:`models.popularity`); artifacts written
-before it existed have neither the file nor its checksum and load with an empty list. Loading parses
-JSON and safetensors only, so it never executes code from the artifact, and checks everything it
-can; any problem raises :class:`ArtifactError`. Saving is atomic: the directory is written under a
-temporary name next to its destination and renamed into place.
+config, the training data's fingerprint, metrics, and the sha256 of the weights, the vocabulary and
+the popularity file. The vocabulary lists the item ids in index order, one JSON string per line
+(:mod:`models.vocabulary_file`); format 1 held them in the manifest, and still loads. The popularity
+file lists the recently most popular items (``[[item id, weight], ...]``, most popular first;
+:mod:`models.popularity`); artifacts written before it existed have neither the file nor its
+checksum and load with an empty list. Loading parses JSON and safetensors only, so it never executes
+code from the artifact, and checks everything it can; any problem raises :class:`ArtifactError`.
+:func:`read_artifact` does all but making the vocabulary's Python objects, which
+:meth:`StagedArtifact.finish` does in steps (a serving worker runs them between micro-batches).
+Saving is atomic: the directory is written under a temporary name next to its destination and
+renamed into place.
 """
 
 import hashlib
@@ -67,11 +72,11 @@ class ModelArtifact:
     checksum: str  # sha256 of the weights file
     # (external item id, weight), most popular first; empty for artifacts written before it existed
     popular_items: list[tuple[str, float]] = field(default_factory=list)
-    # of the vocabulary file; None for format 1 (the vocabulary in the manifest)
-    vocabulary_fingerprint: vocabulary_file.Fingerprint | None = None
+    # the vocabulary file's bytes, to tell whether a retrained model's extends it; None for format 1
+    vocabulary_source: bytes | None = None
 
     def vocabulary(self) -> vocabulary_file.Vocabulary:
-        return vocabulary_file.Vocabulary(self.item_ids, self.item_index, self.vocabulary_fingerprint)
+        return vocabulary_file.Vocabulary(self.item_ids, self.item_index, self.vocabulary_source)
 
 
 def save_artifact(
@@ -201,7 +206,7 @@ class StagedArtifact:
             data_fingerprint=self.manifest["data_fingerprint"],
             checksum=self.checksum,
             popular_items=self.popular_items,
-            vocabulary_fingerprint=vocabulary.fingerprint,
+            vocabulary_source=vocabulary.source,
         )
 
 
