@@ -3,7 +3,7 @@ before the cut (k items whenever the catalog has them), -inf and -1 for the entr
 fill, and the approximate lists equal to the exact ones where the index is searched whole."""
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from models.ann import AnnParams, AnnScorer
@@ -39,6 +39,7 @@ def assert_lists_honour_the_masks(scores, top, k, n_items, exclude, unavailable)
 
 
 @settings(max_examples=60, deadline=None)
+@example(seed=131071, n_items=76, n_rows=15, k=28, width=32, unavailable_share=0.0)
 @given(
     seed=st.integers(0, 2**31),
     n_items=st.integers(1, 300),
@@ -56,8 +57,13 @@ def test_no_list_holds_an_excluded_or_unavailable_item_and_each_holds_k_when_it_
     ann = AnnScorer.build(items, AnnParams(candidates=16))  # <= 300 items: nprobe 16 searches every list
     ann_scores, ann_top = ann.top_k(q, k, exclude, unavailable)
     assert_lists_honour_the_masks(ann_scores, ann_top, min(k, n_items), n_items, exclude, unavailable)
-    assert torch.equal(ann_top, exact_top)
     torch.testing.assert_close(ann_scores, exact_scores, rtol=0, atol=1e-5)
+    # Items of equal score may be ordered either way, and one tied with an item past the cut may be
+    # cut instead of it (seed 131071: two items of score -1.3174 for the last place).
+    tied = exact_scores == exact_scores[:, -1:]
+    tied[:, 1:] |= exact_scores[:, 1:] == exact_scores[:, :-1]
+    tied[:, :-1] |= exact_scores[:, :-1] == exact_scores[:, 1:]
+    assert torch.equal(ann_top[~tied], exact_top[~tied])
 
 
 def test_a_row_left_with_fewer_items_than_k_ends_with_unlisted_entries():
