@@ -3,7 +3,11 @@
 import asyncio
 import hashlib
 import json
+import os
 import shutil
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import jsonschema
 import pytest
@@ -18,7 +22,14 @@ from streamer.common.settings import Settings
 from streamer.registry import AnnouncementRefused, first_sound, load_announced, newest_first
 from streamer.worker.engine import Recommender
 from streamer.worker.metrics import REGISTRY
-from streamer.worker.model_feed import ModelFeed, ModelHolder, between_batches, count_refusal
+from streamer.worker.model_feed import (
+    LOADER_NICENESS,
+    ModelFeed,
+    ModelHolder,
+    between_batches,
+    count_refusal,
+    lower_loader_priority,
+)
 from streamer.worker.policy import ServingPolicy
 
 
@@ -190,3 +201,13 @@ def test_steps_on_the_loop_let_other_tasks_run_between_them():
     assert asyncio.run(both()) == "made"
     first, second = [i for i, kind in enumerate(order) if kind == "step"][:2]
     assert "other" in order[first:second]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+def test_the_loader_thread_runs_at_the_lowest_priority_and_the_rest_of_the_worker_does_not():
+    with ThreadPoolExecutor(1, initializer=lower_loader_priority) as loader:
+        loader_niceness = loader.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result()
+    assert loader_niceness == LOADER_NICENESS
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < LOADER_NICENESS
