@@ -205,9 +205,10 @@ def test_steps_on_the_loop_let_other_tasks_run_between_them():
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
 def test_the_loader_thread_runs_at_the_lowest_priority_and_the_rest_of_the_worker_does_not():
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = niceness()
     with ThreadPoolExecutor(1, initializer=lower_loader_priority) as loader:
-        loader_niceness = loader.submit(
-            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        ).result()
-    assert loader_niceness == LOADER_NICENESS
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < LOADER_NICENESS
+        assert loader.submit(niceness).result() == LOADER_NICENESS
+    assert niceness() == before
