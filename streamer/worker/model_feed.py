@@ -180,7 +180,7 @@ class ModelFeed:
         one)."""
         return Recommender(artifact, self.holder.policy, self.holder.context, index)
 
-    def _serving(self, announcement: ModelAnnouncement, artifact: ModelArtifact) -> Recommender:
+    def _indexed(self, announcement: ModelAnnouncement, artifact: ModelArtifact) -> Recommender:
         return self.recommender(artifact, load_announced_index(self.settings, announcement, artifact))
 
     async def _prepare(self, announcement: ModelAnnouncement) -> Recommender:
@@ -192,7 +192,7 @@ class ModelFeed:
         serving = self.holder.serving()
         known = serving.artifact if serving else None
         artifact = await between_batches(finish_announced(staged, known))
-        return await loop.run_in_executor(self._loader, self._serving, announcement, artifact)
+        return await loop.run_in_executor(self._loader, self._indexed, announcement, artifact)
 
     async def _consider(self, announcement: ModelAnnouncement) -> None:
         try:
