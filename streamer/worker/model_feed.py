@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -54,10 +55,11 @@ T = TypeVar("T")
 # GIL): what makes Python objects, the vocabulary, runs on the loop in steps instead. Linux sets a
 # thread's priority by its id; elsewhere this would lower the whole process.
 LOADER_NICENESS = 19
-# A step of the vocabulary (models.vocabulary_file) takes 2-3 ms; a pause of 5 ms after each leaves
-# the stream at least 60% of the loop while a million ids are made (0.4 s idle, 1 s beside a busy
-# stream: at full speed that was a 1 s stall at 770 events/s).
-STEP_PAUSE_S = 0.005
+# The vocabulary's steps (models.vocabulary_file, 2-3 ms each) take at most this share of the loop,
+# a pause after each step in proportion to its length: a million ids are 0.4 s of work idle and
+# ~1 s beside a busy stream, and at a third of the loop (a fixed 5 ms pause) a worker near its
+# capacity at 770 events/s on a 1M-item model fell 1.3 s behind.
+STEPS_SHARE_OF_LOOP = 0.2
 
 
 def lower_loader_priority() -> None:
@@ -68,11 +70,13 @@ def lower_loader_priority() -> None:
 async def between_batches(steps: Steps[T]) -> T:
     """Run ``steps`` on the event loop, a pause after each: the stream keeps most of the loop."""
     while True:
+        started = time.perf_counter()
         try:
             next(steps)
         except StopIteration as done:
             return done.value
-        await asyncio.sleep(STEP_PAUSE_S)
+        took = time.perf_counter() - started
+        await asyncio.sleep(took * (1 - STEPS_SHARE_OF_LOOP) / STEPS_SHARE_OF_LOOP)
 
 
 def count_refusal(refusal: AnnouncementRefused) -> None:
