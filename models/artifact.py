@@ -24,11 +24,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from models.weights_file import InvalidWeightsFile, read_buffer, tensors_in
 
 FORMAT_VERSION = 2  # 1: the vocabulary in the manifest (still read)
 READABLE_FORMATS = (1, 2)
+T = TypeVar("T")
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "manifest.json"
 POPULARITY_FILE = "popularity.json"
@@ -218,7 +219,7 @@ def read_artifact(path: str | Path) -> StagedArtifact:
     """Read and check everything but the vocabulary's ids (see :class:`StagedArtifact`)."""
     path = Path(path)
     manifest = _read_manifest(path / MANIFEST_FILE)
-    weights = _read_weights(path / WEIGHTS_FILE)
+    weights = _read_file(path / WEIGHTS_FILE, read_buffer)
     checksum = hashlib.sha256(weights).hexdigest()
     if checksum != manifest["weights_sha256"]:
         raise ArtifactError(
@@ -254,16 +255,9 @@ def _architecture_of(model: nn.Module) -> str:
     raise ValueError(f"{type(model).__name__} is not a registered architecture")
 
 
-def _read_file(path: Path) -> bytes:
+def _read_file(path: Path, read: Callable[[Path], T] = Path.read_bytes) -> T:
     try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ArtifactError(f"cannot read {path}: {e.strerror or e}") from None
-
-
-def _read_weights(path: Path) -> np.ndarray:
-    try:
-        return read_buffer(path)
+        return read(path)
     except OSError as e:
         raise ArtifactError(f"cannot read {path}: {e.strerror or e}") from None
 
