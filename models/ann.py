@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from models.contract import ItemTable
-from models.scoring import ExactScorer, PerUnavailableSet, distinct_per_row, unlisted_where_no_score_
+from models.scoring import ExactScorer, PerUnavailableSet, latest_seen, seen_bonuses, unlisted_where_no_score_
 from models.serving_blocks import blocks, padded
 
 # The head list's key in the coarse quantizer: its inner product with any query ``[q, 1]`` is this
@@ -237,9 +237,10 @@ class AnnScorer:
         """The candidates with each row's seen items appended, scored with the bonus (the index does
         not know it, so a seen item may rank well without being found); faiss's copy of a seen item
         is dropped so that no item is listed twice."""
-        own = distinct_per_row(seen)
+        own, ages = latest_seen(seen)
         _exclude_candidates_(scores, candidates, own)
-        own_scores = self._rescore(queries, own) + self.items.seen_bonus
+        bonuses = seen_bonuses(own, ages, self.items.seen_bonus, self.items.seen_decay)
+        own_scores = self._rescore(queries, own) + bonuses.to(scores.dtype)
         if unavailable is not None:  # the index's selector never saw these
             own_scores.masked_fill_(torch.isin(own, unavailable), float("-inf"))
         return torch.cat([candidates, own], 1), torch.cat([scores, own_scores], 1)

@@ -33,6 +33,11 @@ HYPERPARAMETER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--dropout-hidden": ("dropout_hidden", float, "dropout on each GRU layer's output"),
     "--lr": ("learning_rate", float, "Adagrad learning rate"),
     "--lr-decay": ("lr_decay", float, "the learning rate is multiplied by this after each epoch"),
+    "--average-from": (
+        "average_from",
+        int,
+        "serve the mean of the weights at the ends of this epoch to the last (0: the last epoch's)",
+    ),
     "--momentum": ("momentum", float, "momentum"),
     "--n-sample": ("n_sample", int, "shared negative samples per mini-batch"),
     "--sample-alpha": ("sample_alpha", float, "negatives are drawn proportionally to popularity ** alpha"),
@@ -41,6 +46,7 @@ HYPERPARAMETER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--elu-param": ("elu_param", float, "ELU applied to scores, 0 for none (bpr-max)"),
     "--seed": ("seed", int, "random seed; the same seed gives the same weights"),
     "--seen-bonus": ("seen_bonus", float, "added to the scores of the items the session has had"),
+    "--seen-decay": ("seen_decay", float, "the seen bonus is multiplied by this per event since the item"),
 }
 
 
@@ -117,6 +123,9 @@ def _add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--seen-bonus",
         type=float,
         help="rank with this seen bonus instead of the model's (what the model would score with it)",
+    )
+    parser.add_argument(
+        "--seen-decay", type=float, help="rank with this decay of the seen bonus instead of the model's"
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the metrics as JSON")
 
@@ -203,9 +212,10 @@ def _training_metrics(result: TrainResult) -> dict:
 def run_evaluate(args: argparse.Namespace) -> int:
     try:
         artifact = load_artifact(args.model)
-        if args.seen_bonus is not None:
+        chosen = {"seen_bonus": args.seen_bonus, "seen_decay": args.seen_decay}
+        if chosen := {name: value for name, value in chosen.items() if value is not None}:
             model = artifact.model
-            model.config = dataclasses.replace(model.config, seen_bonus=args.seen_bonus)
+            model.config = dataclasses.replace(model.config, **chosen)
         input_format = input_format_from_args(args)
         test = read_events(args.data, input_format)
         train = read_events(args.train, input_format) if args.train else None

@@ -2,8 +2,8 @@
 
 A :class:`SequenceModel` keeps a fixed-size state per user and advances it one event at a time, in
 batches; the score of item ``i`` for a state is ``query(state) · item_vectors[i] + item_bias[i]``,
-plus ``seen_bonus`` if the item is among the session's items so far (the same bonus for every such
-item, once).
+plus ``seen_bonus * seen_decay ** age`` if the item is among the session's items so far, ``age`` being
+the number of events since its latest one (0: the item of the latest event); once per item.
 That inner-product form is what lets a :class:`Scorer` rank a catalog without materialising every
 score (an approximate index can search the item vectors). The worker only ever calls these members,
 so a new architecture that provides them (and is registered in :data:`models.artifact.ARCHITECTURES`)
@@ -23,6 +23,7 @@ class ItemTable:
     vectors: Tensor  # [n_items, d]
     bias: Tensor  # [n_items]
     seen_bonus: float = 0.0  # added to the score of each item the session has had
+    seen_decay: float = 1.0  # times this for each event since the item's latest
 
     @property
     def n_items(self) -> int:
@@ -70,6 +71,7 @@ class Scorer(Protocol):
         to return for any row (a sorted int64 tensor ``[u]``: sold-out items). Both are left out
         before the cut, so a row gets ``k`` items whenever the catalog has ``k`` items left for it;
         a row that cannot fill ``k`` ends with entries whose score is -inf and whose item index is
-        -1, which callers drop. ``seen``: the items of each row's session so far (``[B, m]``, padded
-        with -1, repeats allowed), whose scores get the table's ``seen_bonus`` before the cut."""
+        -1, which callers drop. ``seen``: the items of each row's session so far (``[B, m]``, oldest
+        first and right-aligned: the last column is the latest event; -1 pads and stands for unknown
+        items; repeats allowed), whose scores get their seen bonus before the cut."""
         ...

@@ -4,7 +4,7 @@ Protocol (the reference GRU4Rec's): events of items unseen in training are dropp
 session starts from a zero state; every event after a session's first is one prediction, made from
 the events before it; the true item is ranked against all training items. Recall@K is the share of
 predictions ranked in the top K, MRR@K the mean of 1/rank, counting 0 beyond K. A model with a
-``seen_bonus`` ranks with it, the session's items so far being those of the prediction's prefix.
+seen bonus ranks with it, the session's items so far being those of the prediction's prefix.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,12 +16,16 @@ from torch import Tensor
 from models.contract import Scorer, SequenceModel
 from models.data import EncodedSessions, EventLog, build_vocabulary, encode_sessions, item_counts
 from models.data import session_parallel_schedule as plan_batches
-from models.scoring import ExactScorer, distinct_per_row
+from models.scoring import ExactScorer, latest_seen, seen_bonuses
 
 DEFAULT_CUTOFFS = (1, 5, 10, 20)
 # The seen bonuses `streamrec tune` tries on the validation sessions after each epoch: scores of
 # both losses are logits of order 1, and a bonus beyond a few units lists every seen item first.
 SEEN_BONUS_GRID = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+# And the decays per event since the item's latest (ModelConfig.seen_decay), with each bonus.
+SEEN_DECAY_GRID = (1.0, 0.95, 0.9, 0.8)
+
+SeenBonus = tuple[float, float]  # (seen_bonus, seen_decay)
 
 
 def pessimistic_ranks(scores: Tensor, targets: Tensor) -> Tensor:
@@ -76,7 +80,8 @@ def evaluate_model(
     items; with one, rank it within the scorer's top-K lists (K the largest cutoff; a target beyond
     counts as missed) and also report ``overlap@K`` of those lists with the exact ones."""
     if scorer is None:
-        bonus = model.item_table().seen_bonus
+        table = model.item_table()
+        bonus = (table.seen_bonus, table.seen_decay)
         return evaluate_seen_bonuses(model, item_ids, log, [bonus], cutoffs, batch_size)[0]
     metrics = MetricAccumulator(cutoffs)
     k = max(metrics.cutoffs)
@@ -97,11 +102,12 @@ def evaluate_seen_bonuses(
     model: SequenceModel,
     item_ids: Sequence[str],
     log: EventLog,
-    bonuses: Sequence[float],
+    bonuses: Sequence[SeenBonus],
     cutoffs: Iterable[int] = DEFAULT_CUTOFFS,
     batch_size: int = 512,
 ) -> list[dict[str, float]]:
-    """The exact metrics of ``model`` with each of ``bonuses`` as its seen bonus, from one pass."""
+    """The exact metrics of ``model`` with each of ``bonuses`` as its seen bonus and decay, from one
+    pass."""
     metrics = [MetricAccumulator(cutoffs) for _ in bonuses]
     for hidden, targets, seen in _predictions(model, item_ids, log, batch_size):
         ranks = _exact_ranks(model, hidden, targets, seen, bonuses)
@@ -114,7 +120,7 @@ def _predictions(
     model: SequenceModel, item_ids: Sequence[str], log: EventLog, batch_size: int
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """Session-parallel steps: each active session's state after its latest event, the item that
-    follows, and the session's items so far (``[n, width]``, padded with -1)."""
+    follows, and the session's items so far (``[n, width]``, right-aligned, padded with -1)."""
     sessions = encode_sessions(log, {item: i for i, item in enumerate(item_ids)})
     schedule = plan_batches(sessions.offsets, batch_size)
     items = torch.from_numpy(sessions.items)
@@ -133,12 +139,12 @@ def _predictions(
 
 def _session_so_far(items: Tensor, firsts: Tensor, positions: Tensor) -> Tensor:
     width = int((positions - firsts).max()) + 1
-    at = firsts.unsqueeze(1) + torch.arange(width)
-    return torch.where(at <= positions.unsqueeze(1), items[at.clamp(max=len(items) - 1)], -1)
+    at = positions.unsqueeze(1) - torch.arange(width - 1, -1, -1)
+    return torch.where(at >= firsts.unsqueeze(1), items[at.clamp(min=0)], -1)
 
 
 def _exact_ranks(
-    model: SequenceModel, hidden: Tensor, targets: Tensor, seen: Tensor, bonuses: Sequence[float]
+    model: SequenceModel, hidden: Tensor, targets: Tensor, seen: Tensor, bonuses: Sequence[SeenBonus]
 ) -> list[Tensor]:
     """The targets' ranks among all items with each of ``bonuses``."""
     rows = max(1, SCORE_BUDGET // model.n_items)
@@ -154,27 +160,28 @@ def _exact_ranks(
 
 
 def ranks_with_bonuses(
-    scores: Tensor, targets: Tensor, seen: Tensor, bonuses: Sequence[float]
+    scores: Tensor, targets: Tensor, seen: Tensor, bonuses: Sequence[SeenBonus]
 ) -> list[Tensor]:
-    """:func:`pessimistic_ranks` of the targets with each seen bonus added to ``scores``, from one
-    pass over all items plus one per bonus over the rows whose target is a seen item: a bonus moves
-    only the few seen items, and the target's own score where it is one of them. (Adding each bonus
-    to a copy of the scores and ranking that took 2.5 times as long: tuning ranks with ten.)"""
-    own = distinct_per_row(seen)
+    """:func:`pessimistic_ranks` of the targets with each seen bonus and decay added to ``scores``,
+    from one pass over all items plus one per bonus over the rows whose target is a seen item: a
+    bonus moves only the few seen items, and the target's own score where it is one of them. (Adding
+    each bonus to a copy of the scores and ranking that took 2.5 times as long: tuning ranks with 40.)"""
+    own, ages = latest_seen(seen)
     listed = own >= 0
     target_scores = scores.gather(1, targets.unsqueeze(1))
     own_scores = scores.gather(1, own.clamp(min=0)).masked_fill_(~listed, float("-inf"))
-    target_seen = ((own == targets.unsqueeze(1)) & listed).any(1)
+    is_target = (own == targets.unsqueeze(1)) & listed
     others_ahead = (scores >= target_scores).sum(1) - (own_scores >= target_scores).sum(1)
-    again = torch.nonzero(target_seen).squeeze(1)  # rows whose threshold moves with the bonus
+    again = torch.nonzero(is_target.any(1)).squeeze(1)  # rows whose threshold moves with the bonus
     ranks = []
-    for bonus in bonuses:
-        threshold = target_scores + bonus * target_seen.unsqueeze(1)
+    for bonus, decay in bonuses:
+        added = seen_bonuses(own, ages, bonus, decay).to(scores.dtype)
+        threshold = target_scores + (added * is_target).sum(1, keepdim=True)
         ahead = others_ahead.clone()
         if bonus and len(again):
             moved = threshold[again]
             ahead[again] = (scores[again] >= moved).sum(1) - (own_scores[again] >= moved).sum(1)
-        ranks.append(ahead + (own_scores + bonus >= threshold).sum(1))
+        ranks.append(ahead + (own_scores + added >= threshold).sum(1))
     return ranks
 
 

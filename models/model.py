@@ -37,6 +37,9 @@ class ModelConfig:
     # on validation sessions by ``streamrec tune``: on retailrocket a third of the next items are
     # ones the session has seen, which the GRU alone ranks too low (README, "Models").
     seen_bonus: float = 0.0
+    # The bonus of an item seen k events ago is seen_bonus * seen_decay ** k (1: the same for all), also
+    # fitted by tune: on retailrocket the latest items are the likeliest to come back.
+    seen_decay: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("n_items", "hidden", "n_layers", "n_event_types"):
@@ -49,17 +52,22 @@ class ModelConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not (type(self.seen_bonus) in (int, float) and math.isfinite(self.seen_bonus)):
             raise ValueError(f"seen_bonus must be a finite number, got {self.seen_bonus!r}")
+        if not (type(self.seen_decay) in (int, float) and 0 < self.seen_decay <= 1):
+            raise ValueError(f"seen_decay must be a number in (0, 1], got {self.seen_decay!r}")
 
     @property
     def input_size(self) -> int:
         return self.embedding or self.hidden
 
     def to_dict(self) -> dict:
-        """As stored in an artifact's manifest. Without a bonus there is no ``seen_bonus`` key, so that
-        workers of earlier versions, which refuse unknown fields, still load plain models."""
+        """As stored in an artifact's manifest. Without a bonus there is no ``seen_bonus`` key, nor a
+        ``seen_decay`` key at 1, so that workers of earlier versions, which refuse unknown fields, still
+        load the models they can serve."""
         fields = asdict(self)
         if not self.seen_bonus:
             del fields["seen_bonus"]
+        if self.seen_decay == 1:
+            del fields["seen_decay"]
         return fields
 
 
@@ -124,7 +132,7 @@ class GRU4Rec(nn.Module):
         return hidden[:, -1]
 
     def item_table(self) -> ItemTable:
-        return ItemTable(self.item_weight, self.item_bias, self.config.seen_bonus)
+        return ItemTable(self.item_weight, self.item_bias, self.config.seen_bonus, self.config.seen_decay)
 
     def scores(self, hidden: Tensor) -> Tensor:
         """Scores of all items, ``[B, n_items]``, from ``[B, n_layers, hidden]`` states."""

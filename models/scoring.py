@@ -69,6 +69,7 @@ class ExactScorer:
     ) -> tuple[Tensor, Tensor]:
         k = min(k, self.n_items)
         bonus = self.items.seen_bonus if seen is not None else 0.0
+        decay = self.items.seen_decay
         rows = padded(queries)
         bias = self.items.bias if unavailable is None else self._masked_bias(unavailable)
         top_scores = queries.new_empty(len(queries), k)
@@ -81,7 +82,7 @@ class ExactScorer:
         for block in blocks(len(queries)):
             scores = self._score(rows[block], bias, out=block_scores)[: len(queries[block])]
             if bonus:
-                add_seen_bonus_(scores, seen[block], bonus)
+                add_seen_bonus_(scores, seen[block], bonus, decay)
             if exclude is not None:
                 _exclude_(scores, exclude[block])
             top_scores[block], top_items[block] = self._rank(scores, k)
@@ -96,19 +97,31 @@ class ExactScorer:
         return torch.topk(scores, k, dim=1)
 
 
-def add_seen_bonus_(scores: Tensor, seen: Tensor, bonus: float) -> Tensor:
-    """Add ``bonus`` to ``scores[r, i]`` once for each item ``i >= 0`` in ``seen[r]``, however often
-    it is there (all copies of a pair read the score before any is written, so they write alike)."""
-    rows, columns = torch.nonzero(seen >= 0, as_tuple=True)
-    items = seen[rows, columns]
-    return scores.index_put_((rows, items), scores[rows, items] + bonus)
+def add_seen_bonus_(scores: Tensor, seen: Tensor, bonus: float, decay: float = 1.0) -> Tensor:
+    """Add to ``scores[r, i]``, once for each item ``i >= 0`` in ``seen[r]`` however often it is there,
+    :func:`seen_bonuses` (``seen`` right-aligned: its last column is the latest event)."""
+    items, ages = latest_seen(seen)
+    added = seen_bonuses(items, ages, bonus, decay).to(scores.dtype)
+    rows, columns = torch.nonzero(items >= 0, as_tuple=True)
+    return scores.index_put_((rows, items[rows, columns]), added[rows, columns], accumulate=True)
 
 
-def distinct_per_row(items: Tensor) -> Tensor:
-    """Each row's items sorted, with every repeat (and padding) as -1."""
-    ordered = items.sort(1).values
-    ordered[:, 1:].masked_fill_(ordered[:, 1:] == ordered[:, :-1], -1)
-    return ordered
+def latest_seen(seen: Tensor) -> tuple[Tensor, Tensor]:
+    """Each row's distinct items of ``seen`` (``[B, m]``, right-aligned: column ``m - 1`` is the latest
+    event; -1 pads and stands for unknown items) with -1 for every repeat and padding, and beside each
+    the number of events since its latest occurrence (0: the latest event's item)."""
+    width = seen.shape[1]
+    ages = torch.arange(width - 1, -1, -1).expand_as(seen)
+    # Sorted by item, and within an item latest first: the first of each run is its latest occurrence.
+    order = (seen * width + ages).sort(1).indices
+    items, ages = seen.gather(1, order), ages.gather(1, order)
+    items[:, 1:].masked_fill_(items[:, 1:] == items[:, :-1], -1)
+    return items, ages
+
+
+def seen_bonuses(items: Tensor, ages: Tensor, bonus: float, decay: float) -> Tensor:
+    """The bonus of each of :func:`latest_seen`'s items: ``bonus * decay ** age`` (0 where -1)."""
+    return (bonus * decay**ages).masked_fill_(items < 0, 0.0)
 
 
 def exact_top_k(

@@ -2,9 +2,9 @@
 
 Each trial trains on the earlier sessions with parameters the sampler (TPE) suggests and, after every
 epoch, measures the validation metric on the last sessions with each seen bonus of
-:data:`~models.evaluate.SEEN_BONUS_GRID` (fitted, not sampled: one pass ranks with all of them) and
-keeps the best: training stops early when the metric
-has not improved for ``patience`` epochs or when Optuna's median rule prunes the trial. A trial's
+:data:`~models.evaluate.SEEN_BONUS_GRID` and each decay of :data:`~models.evaluate.SEEN_DECAY_GRID`
+(fitted, not sampled: one pass ranks with all of them) and keeps the best: training stops early when
+the metric has not improved for ``patience`` epochs or when Optuna's median rule prunes the trial. A trial's
 value is its best epoch's metric, and that epoch count goes into the preset. When the time budget
 is spent, a running trial stops after its current epoch and is kept as pruned, marked as cut by the
 budget: its best epoch still counts for the preset if nothing better completed, and the next run of
@@ -23,10 +23,13 @@ from pathlib import Path
 import optuna
 
 from models.data import EventLog, split_last_sessions
-from models.evaluate import SEEN_BONUS_GRID, evaluate_seen_bonuses
+from models.evaluate import SEEN_BONUS_GRID, SEEN_DECAY_GRID, SeenBonus, evaluate_seen_bonuses
 from models.train import LOSSES, EpochEnd, TrainConfig, TrainingError, train_model
 
 METRICS = ("recall@20+mrr@20", "recall@20", "mrr@20")
+# Weight averaging (TrainConfig.average_from): off, or from the second epoch on (the best start on
+# retailrocket: models.train.WeightAverage). A start-from preset is tried both ways.
+AVERAGE_FROM = (0, 2)
 INTERRUPTED_TRIAL_GRACE_S = 120  # a trial without a heartbeat for this long was interrupted: run it again
 
 
@@ -76,6 +79,7 @@ def suggest_config(trial: optuna.Trial, max_epochs: int, seed: int) -> TrainConf
         "n_sample": trial.suggest_categorical("n_sample", (512, 1024, 2048, 4096)),
         "sample_alpha": _on_grid(trial, "sample_alpha", 0.0, 1.0, 0.05),
         "lr_decay": _on_grid(trial, "lr_decay", 0.5, 1.0, 0.05),
+        "average_from": trial.suggest_categorical("average_from", AVERAGE_FROM),
     }
     if loss == "cross-entropy":
         params["logq"] = trial.suggest_categorical("logq", (0.0, 1.0))
@@ -94,7 +98,7 @@ def _on_grid(trial: optuna.Trial, name: str, low: float, high: float, step: floa
 def searched_params(config: TrainConfig) -> dict:
     """The values of ``config`` that :func:`suggest_config` searches, to start a study from it."""
     names = ["loss", "hidden", "batch_size", "dropout_embed", "dropout_hidden", "learning_rate"]
-    names += ["momentum", "n_sample", "sample_alpha", "lr_decay"]
+    names += ["momentum", "n_sample", "sample_alpha", "lr_decay", "average_from"]
     names += ["logq"] if config.loss == "cross-entropy" else ["bpreg", "elu_param"]
     return {name: getattr(config, name) for name in names}
 
@@ -125,7 +129,9 @@ def tune(
     finished = _finished(study)
     if not study.trials:
         for config in start_from:
-            study.enqueue_trial(searched_params(config), skip_if_exists=True)
+            for average_from in dict.fromkeys((config.average_from, *AVERAGE_FROM)):
+                averaged = dataclasses.replace(config, average_from=average_from)
+                study.enqueue_trial(searched_params(averaged), skip_if_exists=True)
     _rerun_trials_cut_by_the_budget(study)
     report(
         f"study {study.study_name} in {storage_path}: {len(finished)} finished trial(s) so far;"
@@ -143,10 +149,12 @@ def tune(
     if not candidates:
         raise RuntimeError("no trial finished an epoch within the budget: give it more time")
     best = max(candidates, key=lambda t: t.user_attrs["best_value"])
+    params = {"average_from": 0, **best.params}  # trials from before weight averaging trained without
     config = dataclasses.replace(
-        suggest_config(optuna.trial.FixedTrial(best.params), options.max_epochs, options.seed),
+        suggest_config(optuna.trial.FixedTrial(params), options.max_epochs, options.seed),
         epochs=best.user_attrs["best_epoch"],
         seen_bonus=best.user_attrs.get("seen_bonus", 0.0),  # studies from before the bonus have none
+        seen_decay=best.user_attrs.get("seen_decay", 1.0),
     )
     value, validation = best.user_attrs["best_value"], best.user_attrs["validation"]
     return TuneResult(config, value, validation, best.number, run.trials_run, len(finished))
@@ -226,17 +234,19 @@ class _Objective:
         best = _EarlyStopping(self.options.patience)
 
         def after_epoch(end: EpochEnd) -> bool:
-            bonus, metrics = best_seen_bonus(end, self.valid, self.options.metric)
+            (bonus, decay), metrics = best_seen_bonus(end, self.valid, self.options.metric)
             value = metric_value(metrics, self.options.metric)
             if best.update(value, end.epoch):
                 trial.set_user_attr("best_epoch", end.epoch)
                 trial.set_user_attr("best_value", value)
                 trial.set_user_attr("validation", metrics)
                 trial.set_user_attr("seen_bonus", bonus)
+                trial.set_user_attr("seen_decay", decay)
             trial.report(value, end.epoch)
             self.report(
                 f"trial {trial.number} epoch {end.epoch}: loss {end.loss:.4f}, {format_metrics(metrics)}"
-                f" with seen bonus {bonus:g}, {self.options.metric} {value:.4f}, {end.seconds:.0f} s training"
+                f" with seen bonus {bonus:g} decaying {decay:g}, {self.options.metric} {value:.4f},"
+                f" {end.seconds:.0f} s training"
             )
             if trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {end.epoch}: below the median of earlier trials")
@@ -271,11 +281,12 @@ class _Objective:
         self.report(f"trial {trial.number} {outcome} in {seconds:.0f} s; {leader}; {left / 60:.1f} min left")
 
 
-def best_seen_bonus(end: EpochEnd, valid: EventLog, metric: str) -> tuple[float, dict[str, float]]:
-    """The seen bonus of the grid under which the epoch's model scores best on ``valid``, and its
-    metrics (a tie goes to the bonus nearest 0)."""
-    results = evaluate_seen_bonuses(end.model, end.item_ids, valid, SEEN_BONUS_GRID, [20])
-    ranked = sorted(zip(SEEN_BONUS_GRID, results, strict=True), key=lambda pair: abs(pair[0]))
+def best_seen_bonus(end: EpochEnd, valid: EventLog, metric: str) -> tuple[SeenBonus, dict[str, float]]:
+    """The seen bonus and decay of the grids under which the epoch's model scores best on ``valid``, and
+    its metrics (a tie goes to the bonus nearest 0, then to the decay nearest 1)."""
+    grid = [(bonus, decay) for bonus in SEEN_BONUS_GRID for decay in SEEN_DECAY_GRID]
+    results = evaluate_seen_bonuses(end.model, end.item_ids, valid, grid, [20])
+    ranked = sorted(zip(grid, results, strict=True), key=lambda pair: (abs(pair[0][0]), -pair[0][1]))
     return max(ranked, key=lambda pair: metric_value(pair[1], metric))
 
 

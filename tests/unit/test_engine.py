@@ -270,6 +270,13 @@ def test_a_models_seen_bonus_ranks_the_sessions_items_in_the_stream_and_the_api_
     assert set(streamed[:3]) == {"item-4", "item-9", "item-17"} and len(streamed) == 5
     [answer] = Recommender(artifact, policy).recommend([states["u"]], 5)
     assert [item for item, _ in answer.items] == streamed
+    # Decayed by the events since each item's latest: the latest first, then item-4, seen one event before.
+    artifact.model.config = dataclasses.replace(artifact.model.config, seen_decay=0.5)
+    [answer] = Recommender(artifact, policy).recommend([states["u"]], 5)
+    assert [item for item, _ in answer.items][:3] == ["item-17", "item-4", "item-9"]
+    artifact.model.config = dataclasses.replace(artifact.model.config, seen_decay=1.0)
+    [answer] = Recommender(artifact, policy).recommend([states["u"]], 5)
+    assert [item for item, _ in answer.items] == streamed
     hidden = torch.from_numpy(states["u"].hidden).unsqueeze(0)
     scores = artifact.model.scores(hidden)[0]
     assert answer.items[0][1] == pytest.approx(

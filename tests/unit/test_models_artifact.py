@@ -139,11 +139,15 @@ def test_huge_but_finite_weights_whose_sum_overflows_still_load(saved, model):
 def test_a_plain_models_manifest_has_no_seen_bonus_and_a_bonus_comes_back(tmp_path, model):
     plain, boosted = tmp_path / "plain", tmp_path / "boosted"
     save_artifact(plain, model, ITEMS, {}, "f" * 64, {})
-    assert "seen_bonus" not in json.loads((plain / "manifest.json").read_text())["model"]
-    model.config = ModelConfig(**{**model.config.to_dict(), "seen_bonus": 1.25})
+    assert not {"seen_bonus", "seen_decay"} & set(json.loads((plain / "manifest.json").read_text())["model"])
+    model.config = ModelConfig(**{**model.config.to_dict(), "seen_bonus": 1.25, "seen_decay": 0.9})
     save_artifact(boosted, model, ITEMS, {}, "f" * 64, {})
-    assert load_artifact(boosted).model.item_table().seen_bonus == 1.25
-    assert load_artifact(plain).model.item_table().seen_bonus == 0.0
+    boosted_table, plain_table = (
+        load_artifact(boosted).model.item_table(),
+        load_artifact(plain).model.item_table(),
+    )
+    assert (boosted_table.seen_bonus, boosted_table.seen_decay) == (1.25, 0.9)
+    assert (plain_table.seen_bonus, plain_table.seen_decay) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize(

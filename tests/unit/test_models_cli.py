@@ -143,14 +143,17 @@ def test_a_seen_bonus_given_to_train_is_served_by_the_model_and_evaluate_can_try
 ):
     train, test = data
     out = tmp_path / "model"
-    argv = ["train", "--data", str(train), "--epochs", "1", "--seen-bonus", "0.75", *SMALL, "--out", str(out)]
-    assert main(argv) == 0
+    argv = ["train", "--data", str(train), "--epochs", "1", "--seen-bonus", "0.75", "--seen-decay", "0.9"]
+    assert main([*argv, *SMALL, "--out", str(out)]) == 0
     artifact = load_artifact(out)
     assert artifact.model.item_table().seen_bonus == 0.75 and artifact.config["seen_bonus"] == 0.75
+    assert artifact.model.item_table().seen_decay == 0.9
     reports = {}
-    for bonus in ("0.75", "0", "40"):
-        reports[bonus] = tmp_path / f"bonus-{bonus}.json"
-        command = ["evaluate", "--model", str(out), "--data", str(test), "--seen-bonus", bonus]
+    for bonus in ("0.75", "0", "40", "40/0.5"):
+        reports[bonus] = tmp_path / f"bonus-{bonus.replace('/', '-')}.json"
+        strength, _, decay = bonus.partition("/")
+        command = ["evaluate", "--model", str(out), "--data", str(test), "--seen-bonus", strength]
+        command += ["--seen-decay", decay or "0.9"]
         assert main([*command, "--json", str(reports[bonus])]) == 0
     assert (
         main(["evaluate", "--model", str(out), "--data", str(test), "--json", str(tmp_path / "own.json")])
@@ -158,6 +161,6 @@ def test_a_seen_bonus_given_to_train_is_served_by_the_model_and_evaluate_can_try
     )
     own = json.loads((tmp_path / "own.json").read_text())
     tried = {bonus: json.loads(path.read_text()) for bonus, path in reports.items()}
-    assert own == tried["0.75"] and tried["0"] != tried["40"]
+    assert own == tried["0.75"] and tried["0"] != tried["40"] != tried["40/0.5"]
     assert main(["evaluate", "--model", str(out), "--data", str(test), "--seen-bonus", "nan"]) == 2
     assert "seen_bonus must be a finite number" in capsys.readouterr().err

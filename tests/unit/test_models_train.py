@@ -164,3 +164,20 @@ def test_data_without_any_pair_is_refused():
     log = parse_events(events_to_tsv([("a", "x", 1.0, "click"), ("b", "y", 2.0, "click")]))
     with pytest.raises(ValueError, match="nothing to train"):
         train_model(log, TINY, progress=False)
+
+
+def test_weight_averaging_serves_the_mean_of_the_epochs_from_the_first_averaged_one(clicks):
+    config = dataclasses.replace(TINY, epochs=3)
+    ends = []
+    plain = train_model(
+        clicks, config, progress=False, on_epoch_end=lambda end: ends.append(weights(end.model)) and None
+    )
+    averaged = train_model(clicks, dataclasses.replace(config, average_from=2), progress=False)
+    mean = {name: (ends[1][name] + ends[2][name]) / 2 for name in ends[0]}
+    for name, value in weights(averaged.model).items():
+        torch.testing.assert_close(value, mean[name])
+    assert not torch.equal(averaged.model.item_weight, plain.model.item_weight)
+    too_late = train_model(clicks, dataclasses.replace(config, average_from=5), progress=False)
+    assert_same_weights(weights(too_late.model), weights(plain.model))
+    with pytest.raises(ValueError, match="average_from"):
+        TrainConfig(average_from=-1)

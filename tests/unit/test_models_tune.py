@@ -9,7 +9,7 @@ import torch
 
 from models.artifact import load_artifact
 from models.data import build_vocabulary, events_to_tsv, parse_events
-from models.evaluate import SEEN_BONUS_GRID
+from models.evaluate import SEEN_BONUS_GRID, SEEN_DECAY_GRID
 from models.model import GRU4Rec, ModelConfig
 from models.presets import read_preset_file
 from models.synthetic import write_synthetic_sessions
@@ -50,16 +50,21 @@ def test_tune_reports_progress_and_writes_a_preset_that_train_accepts(tmp_path, 
     )
     assert load_artifact(model).config["hidden"] == config.hidden
     assert "with seen bonus" in output and config.seen_bonus in SEEN_BONUS_GRID
-    assert load_artifact(model).model.item_table().seen_bonus == config.seen_bonus
+    table = load_artifact(model).model.item_table()
+    assert (table.seen_bonus, table.seen_decay) == (config.seen_bonus, config.seen_decay)
+    assert config.seen_decay in SEEN_DECAY_GRID
 
 
-def test_the_first_trial_of_a_new_study_is_the_start_preset_and_a_rerun_resumes(tmp_path, data, capsys):
+def test_the_first_trials_of_a_new_study_are_the_start_preset_then_it_averaged_and_a_rerun_resumes(
+    tmp_path, data, capsys
+):
     assert tune(tmp_path, data, "--budget", "60s", "--trials", "1", "--start-from", "rsc15")[0] == 0
     first = capsys.readouterr().out
-    assert "trial 0: loss=cross-entropy, hidden=100, batch_size=32" in first
+    assert "trial 0: loss=cross-entropy, hidden=100, batch_size=32" in first and "average_from=0" in first
     assert tune(tmp_path, data, "--budget", "60s", "--trials", "2")[0] == 0
     second = capsys.readouterr().out
-    assert "1 finished trial(s) so far" in second and "trial 1: " in second and "trial 0: " not in second
+    assert "1 finished trial(s) so far" in second and "trial 0: " not in second
+    assert "trial 1: loss=cross-entropy, hidden=100, batch_size=32" in second and "average_from=2" in second
 
 
 def test_every_builtin_preset_lies_in_the_search_space():
@@ -138,6 +143,10 @@ def test_the_fitted_seen_bonus_rewards_repeats_only_where_sessions_repeat(patter
     end = EpochEnd(
         epoch=1, epochs=1, model=model, item_ids=item_ids, loss=0.0, seconds=0.0, events_per_epoch=0
     )
-    bonus, metrics = best_seen_bonus(end, log, "recall@20+mrr@20")
+    (bonus, decay), metrics = best_seen_bonus(end, log, "recall@20+mrr@20")
     assert expected(bonus)
-    assert bonus in SEEN_BONUS_GRID and set(metrics) == {"recall@20", "mrr@20", "n_predictions"}
+    assert (
+        bonus in SEEN_BONUS_GRID
+        and decay in SEEN_DECAY_GRID
+        and set(metrics) == {"recall@20", "mrr@20", "n_predictions"}
+    )
