@@ -1,8 +1,8 @@
 """Online/offline parity: replaying rsc15-100k's test split through the live system gives the
 offline evaluator's Recall@20 and MRR@20 (within 0.5% relative): the stream applies the model
 exactly as it was evaluated. The worker's own live quality counters (hit rate@20 and MRR@20 from
-``streamrec_online_*``) say the same, within 0.005. The model has a seen bonus: the stream's
-session items are the evaluator's too."""
+``streamrec_online_*``) say the same, within 0.005. The model has a decaying seen bonus: the
+stream's session items, and their order, are the evaluator's too."""
 
 from pathlib import Path
 
@@ -28,7 +28,8 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "rsc15-1
 def rsc15_model(tmp_path_factory) -> Path:
     if not (DATA / "train_full.tsv").is_file():
         pytest.skip(f"the rsc15-100k sample is not at {DATA}")
-    # With a seen bonus, so that the stream's session items are checked against the evaluator's too.
+    # With a decaying seen bonus, so that the stream's session items and their ages are checked against
+    # the evaluator's too.
     return train_with_cli(
         DATA / "train_full.tsv",
         tmp_path_factory.mktemp("rsc15") / "model",
@@ -36,6 +37,8 @@ def rsc15_model(tmp_path_factory) -> Path:
         "1",
         "--seen-bonus",
         "0.5",
+        "--seen-decay",
+        "0.8",
     )
 
 

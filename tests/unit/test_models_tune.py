@@ -55,16 +55,16 @@ def test_tune_reports_progress_and_writes_a_preset_that_train_accepts(tmp_path, 
     assert config.seen_decay in SEEN_DECAY_GRID
 
 
-def test_the_first_trials_of_a_new_study_are_the_start_preset_then_it_averaged_and_a_rerun_resumes(
+def test_the_first_trials_of_a_new_study_are_the_start_preset_averaged_then_as_is_and_a_rerun_resumes(
     tmp_path, data, capsys
 ):
     assert tune(tmp_path, data, "--budget", "60s", "--trials", "1", "--start-from", "rsc15")[0] == 0
     first = capsys.readouterr().out
-    assert "trial 0: loss=cross-entropy, hidden=100, batch_size=32" in first and "average_from=0" in first
+    assert "trial 0: loss=cross-entropy, hidden=100, batch_size=32" in first and "average_from=2" in first
     assert tune(tmp_path, data, "--budget", "60s", "--trials", "2")[0] == 0
     second = capsys.readouterr().out
     assert "1 finished trial(s) so far" in second and "trial 0: " not in second
-    assert "trial 1: loss=cross-entropy, hidden=100, batch_size=32" in second and "average_from=2" in second
+    assert "trial 1: loss=cross-entropy, hidden=100, batch_size=32" in second and "average_from=0" in second
 
 
 def test_every_builtin_preset_lies_in_the_search_space():
