@@ -270,7 +270,7 @@ class _Objective:
         seconds = time.monotonic() - self.started
         left = max(0.0, self.deadline - time.monotonic())
         outcome = (
-            "cut by the budget (trained in full on the next run)" if _cut(trial) else trial.state.name.lower()
+            "cut by the budget (trained again in full later)" if _cut(trial) else trial.state.name.lower()
         )
         if "best_value" in trial.user_attrs:
             outcome += f", {self.options.metric} {trial.user_attrs['best_value']:.4f}"
