@@ -202,7 +202,7 @@ class Recommender:
         if len(rows) < len(hidden):
             hidden = hidden[rows]
         unavailable = self.context.catalog.unavailable_indices(self._index)
-        seen = self._indices([states[n].recent_items for n in rows], right=True) if self._seen_bonus else None
+        seen = self._indices([states[n].recent_items for n in rows]) if self._seen_bonus else None
         scores, top = self.scorer.top_k(
             self._model.query(hidden),
             min(k, self._model.n_items),
@@ -212,18 +212,16 @@ class Recommender:
         )
         return ranked_rows(self._item_ids, top, scores)
 
-    def _indices(self, item_lists: list[list[str]], right: bool = False) -> torch.Tensor | None:
-        """The item lists as model indices, ``[rows, width]`` padded with -1 (unknown items too), at the
-        end or with ``right`` at the start (each list's last item in the last column), or None if all
-        are empty."""
+    def _indices(self, item_lists: list[list[str]]) -> torch.Tensor | None:
+        """The item lists as model indices, ``[rows, width]`` padded with -1 at the start (unknown items
+        are -1 too), so that each list's last item is in the last column (what a seen bonus's decay
+        counts from; exclusions ignore the order), or None if all are empty."""
         width = max(map(len, item_lists))
         if not width:
             return None
         index = self._index
-        rows = [[index.get(item, -1) for item in items] for items in item_lists]
-        padding = [[-1] * (width - len(row)) for row in rows]
         return torch.tensor(
-            [pad + row if right else row + pad for row, pad in zip(rows, padding, strict=True)]
+            [[-1] * (width - len(items)) + [index.get(item, -1) for item in items] for items in item_lists]
         )
 
     def _popularity(self) -> list[tuple[str, float]]:
