@@ -15,14 +15,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from streamer.worker.heap import freeze_startup_heap
 from streamer.worker.metrics import END_TO_END_LATENCY
 from streamer.worker.offsets import OffsetGuard
 from streamer.worker.parts import Worker
 from streamer.worker.records import InputRecord
-from streamer.worker.seeking import in_partition_order, read_again
+from streamer.worker.seeking import handle_in_order
 
 
 def register_agents(worker: Worker) -> None:
@@ -65,20 +65,20 @@ async def run_guarded(
     app: faust.App,
     guard: OffsetGuard,
     batch: list[faust.EventT],
-    handle: Callable[[list[InputRecord]], Awaitable[object]],
+    handle: Callable[[list[InputRecord], Callable[[], bool]], Awaitable[object]],
 ) -> None:
     """Handle the records of ``batch`` that follow their partition's previous one; mark them
-    committable once ``handle`` has returned, or read them again if it raised."""
-    messages = [event.message for event in batch]
-    accepted = await in_partition_order(app, guard, messages)
-    if len(accepted) != len(messages):
-        messages = [messages[i] for i in accepted]
-    try:
-        await handle([InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages])
-    except Exception:
-        await read_again(app, guard, messages)
-        raise
-    guard.completed(messages)
+    committable once ``handle`` has returned, or read them again if it raised. ``handle`` also gets
+    a check that the batch's partitions are still held (:mod:`streamer.worker.offsets`)."""
+
+    async def handle_messages(messages: list[Message]) -> None:
+        holding = guard.holding({(m.topic, m.partition) for m in messages})
+        await handle(
+            [InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages],
+            lambda: guard.held(holding),
+        )
+
+    messages = await handle_in_order(app, guard, [event.message for event in batch], handle_messages)
     done_at = time.time()
     for message in messages:
         END_TO_END_LATENCY.observe(max(0.0, done_at - message.timestamp))

@@ -3,12 +3,14 @@ apply the events with the serving model, publish lists and dead letters and wait
 durable, and only then write the new states.
 
 A crash before the state write replays the batch from the old states and re-sends identical lists;
-a crash after it finds the events already applied (per-user offsets) and skips them. The state
-store, the model holder and the outbox are handed in (:mod:`streamer.worker.assembly`), so the whole
-batch runs in unit tests on the in-memory store with a fake outbox.
+a crash after it finds the events already applied (per-user offsets) and skips them. A batch whose
+partitions were revoked before the state write stores nothing (:mod:`streamer.worker.offsets`).
+The state store, the model holder and the outbox are handed in (:mod:`streamer.worker.assembly`), so
+the whole batch runs in unit tests on the in-memory store with a fake outbox.
 """
 
 import time
+from collections.abc import Callable
 
 from schemas.dead_letters import DeadLetter
 from streamer.common.settings import Settings
@@ -30,6 +32,10 @@ from streamer.worker.sequencing import unframe
 from streamer.worker.store import StateStore
 
 
+class PartitionsMoved(Exception):
+    """A batch's partitions were revoked before its states were stored."""
+
+
 class BatchProcessor:
     def __init__(self, settings: Settings, states: StateStore, models: ModelHolder, outbox: Outbox) -> None:
         self.states = states
@@ -38,9 +44,12 @@ class BatchProcessor:
         self._partitions = settings.topics.partitions
         self._topic_kinds = settings.topic_kinds()
 
-    async def process(self, records: list[InputRecord]) -> BatchResult:
+    async def process(
+        self, records: list[InputRecord], still_held: Callable[[], bool] = lambda: True
+    ) -> BatchResult:
         """Process ``records`` (read from the sequencing topic, in partition order) and return what
-        was published and stored."""
+        was published and stored. Raises :class:`PartitionsMoved`, storing nothing, if
+        ``still_held()`` says the records' partitions were revoked before the states were written."""
         BATCH_SIZE.observe(len(records))
         now = time.time()
         parsed: list[ParsedEvent] = []
@@ -58,6 +67,8 @@ class BatchProcessor:
         result = self.models.for_next_batch().apply(parsed, states)
         result.dead_letters = dead_letters
         await self.outbox.publish(result.lists, result.dead_letters)
+        if not still_held():
+            raise PartitionsMoved("revoked while its lists were sent; the partitions' next owner applies it")
         await self.states.write(result.states, partition_of_user)
         _count(result)
         return result

@@ -25,7 +25,7 @@ from streamer.worker.offsets import OffsetGuard
 from streamer.worker.outbox import send_dead_letters
 from streamer.worker.producing import kafka_producer, send_records
 from streamer.worker.records import InputRecord
-from streamer.worker.seeking import in_partition_order, read_again
+from streamer.worker.seeking import handle_in_order
 from streamer.worker.sequencing import route
 
 log = logging.getLogger(__name__)
@@ -61,17 +61,7 @@ class Router:
                 log.exception("routing %d input records failed; reading them again", len(messages))
 
     async def route_fetch(self, messages: list[Message]) -> None:
-        accepted = await in_partition_order(self.app, self.guard, messages)
-        if len(accepted) != len(messages):
-            messages = [messages[i] for i in accepted]
-        if not messages:
-            return
-        try:
-            await self._forward(messages)
-        except Exception:
-            await read_again(self.app, self.guard, messages)
-            raise
-        self.guard.completed(messages)
+        await handle_in_order(self.app, self.guard, messages, self._forward)
 
     async def _forward(self, messages: list[Message]) -> None:
         records = [

@@ -1,38 +1,80 @@
-"""Moving the consumer's position for the offset guard (:mod:`streamer.worker.offsets`): back over a jump
-in a partition, and back to the first record of a batch that failed. Shared by the router and the
-agent."""
+"""Handling fetched records under the offset guard (:mod:`streamer.worker.offsets`): in partition
+order, seeking back over a jump, and reading a batch again from its first record when it fails.
+Shared by the router and the agent.
 
-import contextlib
+Once the guard has accepted records it expects the ones after them next, so accepted records that
+are not completed must be rewound, or the next records would pass and a commit could move past
+records nobody handled. :func:`handle_in_order` rewinds on every way out that is not a completed
+batch: ``handle`` raising, a seek raising (the partition was revoked while the seek waited for the
+consumer thread), or the task being cancelled. A rewind needs no seek to be safe: the next record
+above the rewound offset is a jump, and the jump seeks back.
+"""
+
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import faust
 from faust.types import TP
 
 from streamer.worker.metrics import FETCH_GAPS
-from streamer.worker.offsets import OffsetGuard, Positioned
+from streamer.worker.offsets import OffsetGuard, Positioned, TopicPartition
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R", bound=Positioned)
 
-async def in_partition_order(app: faust.App, guard: OffsetGuard, records: Sequence[Positioned]) -> list[int]:
-    """Indices of the ``records`` that follow their partition's previous one; where a partition
-    jumped ahead, seek back so the skipped records are fetched again."""
-    accepted, gaps = guard.split(records)
-    for (topic, partition), offset in gaps.items():
-        log.warning("%s[%d] jumped past offset %d; seeking back to it", topic, partition, offset)
-        FETCH_GAPS.inc()
-        await app.consumer.seek(TP(topic, partition), offset)
+
+async def handle_in_order(
+    app: faust.App,
+    guard: OffsetGuard,
+    records: Sequence[R],
+    handle: Callable[[list[R]], Awaitable[object]],
+) -> list[R]:
+    """Hand ``handle`` the ``records`` that follow their partition's previous one and mark them
+    committable once it has returned; where a partition jumped ahead, seek back so the skipped
+    records are fetched again. If ``handle`` raises, the accepted records are read again from the
+    first one and the error is raised. Returns the records handed to ``handle``."""
+    indices, gaps = guard.split(records)
+    accepted = [records[i] for i in indices]
+    try:
+        for (topic, partition), offset in gaps.items():
+            log.warning("%s[%d] jumped past offset %d; seeking back to it", topic, partition, offset)
+            FETCH_GAPS.inc()
+            await _seek(app, guard, (topic, partition), offset)
+        if accepted:
+            await handle(accepted)
+    except Exception:
+        await read_again(app, guard, accepted)
+        raise
+    except BaseException:  # cancelled: no awaiting here, the next record's jump seeks back
+        _rewind(guard, accepted)
+        raise
+    guard.completed(accepted)
     return accepted
 
 
 async def read_again(app: faust.App, guard: OffsetGuard, records: Sequence[Positioned]) -> None:
     """Seek each partition of records that failed back to its first one."""
-    first: dict[tuple[str, int], int] = {}
+    for tp, offset in _rewind(guard, records).items():
+        await _seek(app, guard, tp, offset)
+
+
+def _rewind(guard: OffsetGuard, records: Sequence[Positioned]) -> dict[TopicPartition, int]:
+    first: dict[TopicPartition, int] = {}
     for record in records:
         tp = (record.topic, record.partition)
         first[tp] = min(first.get(tp, record.offset), record.offset)
-    for (topic, partition), offset in first.items():
-        guard.rewind((topic, partition), offset)
-        with contextlib.suppress(Exception):  # revoked meanwhile: its next owner reads it from the commit
-            await app.consumer.seek(TP(topic, partition), offset)
+    for tp, offset in first.items():
+        guard.rewind(tp, offset)
+    return first
+
+
+async def _seek(app: faust.App, guard: OffsetGuard, tp: TopicPartition, offset: int) -> None:
+    try:
+        await app.consumer.seek(TP(*tp), offset)
+    except Exception as error:
+        # Revoked meanwhile (its next owner reads it from the commit), or the consumer is between
+        # assignments: the guard expects ``offset`` again, so the next record above it seeks again.
+        guard.rewind(tp, offset)
+        log.warning("%s[%d]: could not seek back to %d (%r)", *tp, offset, error)

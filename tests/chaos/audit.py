@@ -12,7 +12,7 @@ reads every topic from its beginning and checks that
 
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from models.artifact import ModelArtifact
@@ -21,7 +21,7 @@ from streamer.common.settings import Settings
 from streamer.worker.engine import Recommender
 from streamer.worker.policy import serving_policy
 from streamer.worker.records import InputRecord, ParsedEvent, parse_record
-from streamer.worker.sequencing import unframe
+from streamer.worker.sequencing import decode_frame, unframe
 from streamer.worker.state import UserState
 
 Position = tuple[str, int, int]  # topic, partition, offset
@@ -42,6 +42,7 @@ class AuditReport:
     dead_letters_resent: int = 0
     repeated_event_ids: int = 0
     missing: list[Position] = field(default_factory=list)
+    missing_causes: Counter[str] = field(default_factory=Counter)
     differing: list[str] = field(default_factory=list)
     states: int = 0
     states_differing: list[str] = field(default_factory=list)
@@ -58,6 +59,7 @@ class AuditReport:
             f"lists (distinct)         {self.lists}  (re-sent copies: {self.lists_resent})",
             f"dead letters (distinct)  {self.dead_letters}  (re-sent copies: {self.dead_letters_resent})",
             f"missing                  {len(self.missing)}  {self.missing[:5] or ''}",
+            f"  why                    {dict(self.missing_causes) or ''}",
             f"differing                {len(self.differing)}  {self.differing[:3] or ''}",
             f"states compared          {self.states}",
             f"states differing         {len(self.states_differing)}  {self.states_differing[:5] or ''}",
@@ -77,6 +79,7 @@ def audit(
     report = AuditReport(input_records=len(inputs))
     expected_lists, expected_letters, states, repeats = clean_run(settings, artifact, inputs, sequenced)
     report.repeated_event_ids = repeats
+    forwarded = {_origin(record) for record in sequenced}
 
     listed: defaultdict[Position, set[bytes]] = defaultdict(set)
     for value in lists:
@@ -100,6 +103,7 @@ def audit(
             report.valid_events += 1
         if not got_lists and not got_letters:
             report.missing.append(position)
+            report.missing_causes[_why_missing(position, forwarded, expected_lists, expected_letters)] += 1
         elif len(got_lists) + len(got_letters) > 1:
             report.differing.append(f"{position}: {len(got_lists)} lists, {len(got_letters)} dead letters")
         elif got_lists and got_lists != {expected_lists.get(position)}:
@@ -148,6 +152,26 @@ def clean_run(
             body = without_produced_at(value)
             lists[_source_of_list(body)] = body
     return lists, letters, states, repeats
+
+
+def _why_missing(
+    position: Position,
+    forwarded: set[Position],
+    expected_lists: dict[Position, bytes],
+    expected_letters: dict[Position, str],
+) -> str:
+    """Where a record with neither a list nor a dead letter was lost: by the router, in the order
+    of the sequencing topic, or by the workers applying it."""
+    if position not in forwarded:
+        return "never forwarded to the sequencing topic"
+    if position not in expected_lists and position not in expected_letters:
+        return "forwarded after a later record of its user and input partition"
+    return "forwarded in order, never listed"
+
+
+def _origin(record: InputRecord) -> Position:
+    origin = decode_frame(record.value)
+    return origin.topic, origin.partition, origin.offset
 
 
 def _first_difference(got: bytes, expected: bytes | None) -> str:

@@ -10,6 +10,7 @@ Prints the counts and exits 1 if any record is missing or differs, or any state 
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -207,6 +208,23 @@ def keep_logs(folder: Path) -> Path:
     return kept
 
 
+# Worker log lines worth reading when a drill fails: the offset guard's seeks and failed batches.
+NOTABLE = re.compile(
+    r"jumped past|could not seek|reading them again|revoked while|Traceback|crashed|exception", re.IGNORECASE
+)
+
+
+def notable_log_lines(folder: Path, most: int = 40) -> list[str]:
+    """The workers' log lines that say what the offset guard and the batches went through."""
+    lines = [
+        f"{log.stem}: {line.rstrip()}"
+        for log in sorted(folder.glob("*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if NOTABLE.search(line)
+    ]
+    return lines[-most:]
+
+
 def latest_per_key(records: list[InputRecord]) -> dict[bytes, bytes]:
     return {record.key: record.value for record in records if record.key is not None}
 
@@ -251,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         report = Drill(args.duration, args.rate, args.kills, folder).run()
-        if not report.passed and args.keep is None:
-            print(f"worker logs kept in {keep_logs(folder)}")
+        if not report.passed:
+            print("\n".join(notable_log_lines(folder)))
+            if args.keep is None:
+                print(f"worker logs kept in {keep_logs(folder)}")
     print("\n".join(report.lines()))
     print("chaos audit: " + ("PASSED" if report.passed else "FAILED"))
     return 0 if report.passed else 1

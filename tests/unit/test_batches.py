@@ -11,7 +11,7 @@ from models.scoring import exact_top_k
 from schemas.dead_letters import DeadLetter
 from schemas.recommendations import Recommendation
 from streamer.common.settings import Settings
-from streamer.worker.batches import BatchProcessor
+from streamer.worker.batches import BatchProcessor, PartitionsMoved
 from streamer.worker.engine import Recommender
 from streamer.worker.model_feed import ModelHolder
 from streamer.worker.policy import ServingPolicy
@@ -117,6 +117,13 @@ def test_states_are_not_written_when_the_lists_cannot_be_published():
     with pytest.raises(RuntimeError, match="refused"):
         asyncio.run(processor(RecordingOutbox(fail=True), store).process([seq.event("alice", 3)]))
     assert store.data == {}
+
+
+def test_a_batch_whose_partitions_were_revoked_meanwhile_publishes_its_lists_but_stores_no_state():
+    outbox, store, seq = RecordingOutbox(), MemoryStateStore(), Sequenced()
+    with pytest.raises(PartitionsMoved):
+        asyncio.run(processor(outbox, store).process([seq.event("alice", 3)], still_held=lambda: False))
+    assert len(outbox.lists) == 1 and store.data == {}
 
 
 def test_the_memory_store_gives_back_what_was_written_per_partition():
