@@ -68,14 +68,20 @@ async def run_guarded(
     handle: Callable[[list[InputRecord], Callable[[], bool]], Awaitable[object]],
 ) -> None:
     """Handle the records of ``batch`` that follow their partition's previous one; mark them
-    committable once ``handle`` has returned, or read them again if it raised. ``handle`` also gets
-    a check that the batch's partitions are still held (:mod:`streamer.worker.offsets`)."""
+    committable once ``handle`` has returned, or read them again if it raised.
+
+    ``handle`` also gets a check that no rebalance began since the batch started, to call before it
+    stores states. Faust's revocation waits for the batch in flight, but a broker outage can hold
+    its lists for longer than the group waits for this worker to rejoin: the partition's next owner
+    then restores the states from the changelog and applies the same records again, and a late
+    state write from here would land on the changelog after the new owner's."""
+
+    rebalances = app.rebalancing_count
 
     async def handle_messages(messages: list[Message]) -> None:
-        holding = guard.holding({(m.topic, m.partition) for m in messages})
         await handle(
             [InputRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages],
-            lambda: guard.held(holding),
+            lambda: app.rebalancing_count == rebalances,
         )
 
     messages = await handle_in_order(app, guard, [event.message for event in batch], handle_messages)

@@ -3,8 +3,8 @@ apply the events with the serving model, publish lists and dead letters and wait
 durable, and only then write the new states.
 
 A crash before the state write replays the batch from the old states and re-sends identical lists;
-a crash after it finds the events already applied (per-user offsets) and skips them. A batch whose
-partitions were revoked before the state write stores nothing (:mod:`streamer.worker.offsets`).
+a crash after it finds the events already applied (per-user offsets) and skips them. A batch that a
+rebalance overtook before the state write stores nothing (:func:`streamer.worker.agents.run_guarded`).
 The state store, the model holder and the outbox are handed in (:mod:`streamer.worker.assembly`), so
 the whole batch runs in unit tests on the in-memory store with a fake outbox.
 """
@@ -33,7 +33,7 @@ from streamer.worker.store import StateStore
 
 
 class PartitionsMoved(Exception):
-    """A batch's partitions were revoked before its states were stored."""
+    """A rebalance began before a batch's states were stored."""
 
 
 class BatchProcessor:
@@ -49,7 +49,7 @@ class BatchProcessor:
     ) -> BatchResult:
         """Process ``records`` (read from the sequencing topic, in partition order) and return what
         was published and stored. Raises :class:`PartitionsMoved`, storing nothing, if
-        ``still_held()`` says the records' partitions were revoked before the states were written."""
+        ``still_held()`` is false once the lists are out: a rebalance may have moved the partitions."""
         BATCH_SIZE.observe(len(records))
         now = time.time()
         parsed: list[ParsedEvent] = []
@@ -68,7 +68,7 @@ class BatchProcessor:
         result.dead_letters = dead_letters
         await self.outbox.publish(result.lists, result.dead_letters)
         if not still_held():
-            raise PartitionsMoved("revoked while its lists were sent; the partitions' next owner applies it")
+            raise PartitionsMoved("a rebalance began while its lists were sent; the owner applies it again")
         await self.states.write(result.states, partition_of_user)
         _count(result)
         return result

@@ -23,13 +23,6 @@ Three rules keep every event applied once and in order:
   done. Here a partition's commit offset moves only when the agent reports a batch's accepted
   records as completed (applied, forwarded or dead-lettered, and acknowledged by Kafka), and the
   accepted records of a partition are contiguous from the last commit by construction.
-
-And one rule for what a batch stores: **states only from partitions still held.** A batch whose
-partition was revoked while its lists were being sent (a broker outage can hold them for as long as
-the group takes to rebalance) must not write its states: the partition's next owner has restored
-them from the changelog meanwhile and applies the same records again, and a late write from the old
-owner would put an older state on the changelog after the new owner's. :meth:`OffsetGuard.held`
-tells whether the partitions a batch started with are still held, without a revocation in between.
 """
 
 from collections.abc import Iterable, Sequence
@@ -49,7 +42,6 @@ class OffsetGuard:
         self._next: dict[TopicPartition, int] = {}  # the offset each partition must deliver next
         self._seeking: dict[TopicPartition, int] = {}  # partition -> the offset whose jump was sought back
         self._done: dict[TopicPartition, int] = {}  # partition -> offset after its last completed record
-        self._holdings: dict[TopicPartition, int] = {}  # partition -> times it was started or forgotten
 
     def start(self, tp: TopicPartition, offset: int) -> None:
         """The partition was (re)assigned and will be read from ``offset``, its committed offset (its
@@ -57,7 +49,6 @@ class OffsetGuard:
         self._seeking.pop(tp, None)
         self._done.pop(tp, None)
         self._next[tp] = offset
-        self._holdings[tp] = self._holdings.get(tp, 0) + 1
 
     def split(self, records: Sequence[Positioned]) -> tuple[list[int], dict[TopicPartition, int]]:
         """(indices of the records to apply, {(topic, partition): offset to seek back to}).
@@ -116,12 +107,3 @@ class OffsetGuard:
             self._next.pop(tp, None)
             self._seeking.pop(tp, None)
             self._done.pop(tp, None)
-            self._holdings[tp] = self._holdings.get(tp, 0) + 1
-
-    def holding(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """A token for the current holding of ``partitions``, for :meth:`held`."""
-        return {tp: self._holdings.get(tp, 0) for tp in partitions}
-
-    def held(self, holding: dict[TopicPartition, int]) -> bool:
-        """Whether every partition of ``holding`` is still held, with no revocation since."""
-        return all(tp in self._next and self._holdings.get(tp, 0) == n for tp, n in holding.items())

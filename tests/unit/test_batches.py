@@ -119,7 +119,7 @@ def test_states_are_not_written_when_the_lists_cannot_be_published():
     assert store.data == {}
 
 
-def test_a_batch_whose_partitions_were_revoked_meanwhile_publishes_its_lists_but_stores_no_state():
+def test_a_batch_overtaken_by_a_rebalance_publishes_its_lists_but_stores_no_state():
     outbox, store, seq = RecordingOutbox(), MemoryStateStore(), Sequenced()
     with pytest.raises(PartitionsMoved):
         asyncio.run(processor(outbox, store).process([seq.event("alice", 3)], still_held=lambda: False))

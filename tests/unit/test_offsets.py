@@ -169,18 +169,3 @@ def test_the_guard_knows_where_each_partition_continues_before_the_consumer_seek
     consumer._committed_offset = defaultdict(lambda: None)
     asyncio.run(consumer.perform_seek())
     assert at_the_seek == [([], {("click", 0): 40, ("click", 1): 7})]
-
-
-def test_a_holding_ends_when_its_partition_is_revoked_even_if_it_comes_back():
-    guard = OffsetGuard()
-    guard.start(("seq", 0), 0)
-    guard.start(("seq", 1), 0)
-    holding = guard.holding([("seq", 0)])
-    assert guard.held(holding)
-    guard.forget([("seq", 1)])
-    assert guard.held(holding)
-    guard.forget([("seq", 0)])
-    assert not guard.held(holding)
-    guard.start(("seq", 0), 0)
-    assert not guard.held(holding)
-    assert guard.held(guard.holding([("seq", 0)]))
