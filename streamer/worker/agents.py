@@ -11,18 +11,22 @@ Both commit a record's offset only once its batch is done (streamer.worker.offse
 fails is read again from its first record.
 """
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import TP, Message
 
+from streamer.worker.batches import PartitionsMoved
 from streamer.worker.heap import freeze_startup_heap
 from streamer.worker.metrics import END_TO_END_LATENCY
 from streamer.worker.offsets import OffsetGuard
 from streamer.worker.parts import Worker
 from streamer.worker.records import InputRecord
 from streamer.worker.seeking import handle_in_order
+
+log = logging.getLogger(__name__)
 
 
 def register_agents(worker: Worker) -> None:
@@ -58,7 +62,10 @@ def register_agents(worker: Worker) -> None:
         async for batch in stream.take_events(
             settings.worker.batch_max, within=settings.worker.batch_within_ms / 1000
         ):
-            await run_guarded(app, guard, batch, worker.batches.process)
+            try:
+                await run_guarded(app, guard, batch, worker.batches.process)
+            except PartitionsMoved as moved:  # read again once the rebalance is over
+                log.warning("a batch of %d records stored nothing: %s", len(batch), moved)
 
 
 async def run_guarded(

@@ -210,7 +210,7 @@ def keep_logs(folder: Path) -> Path:
 
 # Worker log lines worth reading when a drill fails: the offset guard's seeks and failed batches.
 NOTABLE = re.compile(
-    r"jumped past|could not seek|reading them again|revoked while|Traceback|crashed|exception", re.IGNORECASE
+    r"jumped past|could not seek|reading them again|stored nothing|Traceback|crashed|exception", re.IGNORECASE
 )
 
 
