@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import faust
 from faust.types import TP, Message
 
-from streamer.worker.batches import PartitionsMoved
+from streamer.worker.batches import OvertakenByRebalance
 from streamer.worker.heap import freeze_startup_heap
 from streamer.worker.metrics import END_TO_END_LATENCY
 from streamer.worker.offsets import OffsetGuard
@@ -64,7 +64,7 @@ def register_agents(worker: Worker) -> None:
         ):
             try:
                 await run_guarded(app, guard, batch, worker.batches.process)
-            except PartitionsMoved as moved:  # read again once the rebalance is over
+            except OvertakenByRebalance as moved:  # read again once the rebalance is over
                 log.warning("a batch of %d records stored nothing: %s", len(batch), moved)
 
 

@@ -32,7 +32,7 @@ from streamer.worker.sequencing import unframe
 from streamer.worker.store import StateStore
 
 
-class PartitionsMoved(Exception):
+class OvertakenByRebalance(Exception):
     """A rebalance began before a batch's states were stored."""
 
 
@@ -45,11 +45,11 @@ class BatchProcessor:
         self._topic_kinds = settings.topic_kinds()
 
     async def process(
-        self, records: list[InputRecord], still_held: Callable[[], bool] = lambda: True
+        self, records: list[InputRecord], no_rebalance_since: Callable[[], bool] = lambda: True
     ) -> BatchResult:
         """Process ``records`` (read from the sequencing topic, in partition order) and return what
-        was published and stored. Raises :class:`PartitionsMoved`, storing nothing, if
-        ``still_held()`` is false once the lists are out: a rebalance may have moved the partitions."""
+        was published and stored. Raises :class:`OvertakenByRebalance`, storing nothing, if
+        ``no_rebalance_since()`` is false once the lists are out: the partitions may have moved."""
         BATCH_SIZE.observe(len(records))
         now = time.time()
         parsed: list[ParsedEvent] = []
@@ -67,8 +67,8 @@ class BatchProcessor:
         result = self.models.for_next_batch().apply(parsed, states)
         result.dead_letters = dead_letters
         await self.outbox.publish(result.lists, result.dead_letters)
-        if not still_held():
-            raise PartitionsMoved("a rebalance began while its lists were sent; the owner applies it again")
+        if not no_rebalance_since():
+            raise OvertakenByRebalance("a rebalance began while its lists were sent; it is read again")
         await self.states.write(result.states, partition_of_user)
         _count(result)
         return result

@@ -45,7 +45,7 @@ async def handle_in_order(
         if accepted:
             await handle(accepted)
     except Exception:
-        await read_again(app, guard, accepted)
+        await _read_again(app, guard, accepted)
         raise
     except BaseException:  # cancelled: no awaiting here, the next record's jump seeks back
         _rewind(guard, accepted)
@@ -54,7 +54,7 @@ async def handle_in_order(
     return accepted
 
 
-async def read_again(app: faust.App, guard: OffsetGuard, records: Sequence[Positioned]) -> None:
+async def _read_again(app: faust.App, guard: OffsetGuard, records: Sequence[Positioned]) -> None:
     """Seek each partition of records that failed back to its first one."""
     for tp, offset in _rewind(guard, records).items():
         await _seek(app, guard, tp, offset)

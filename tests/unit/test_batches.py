@@ -11,7 +11,7 @@ from models.scoring import exact_top_k
 from schemas.dead_letters import DeadLetter
 from schemas.recommendations import Recommendation
 from streamer.common.settings import Settings
-from streamer.worker.batches import BatchProcessor, PartitionsMoved
+from streamer.worker.batches import BatchProcessor, OvertakenByRebalance
 from streamer.worker.engine import Recommender
 from streamer.worker.model_feed import ModelHolder
 from streamer.worker.policy import ServingPolicy
@@ -121,8 +121,9 @@ def test_states_are_not_written_when_the_lists_cannot_be_published():
 
 def test_a_batch_overtaken_by_a_rebalance_publishes_its_lists_but_stores_no_state():
     outbox, store, seq = RecordingOutbox(), MemoryStateStore(), Sequenced()
-    with pytest.raises(PartitionsMoved):
-        asyncio.run(processor(outbox, store).process([seq.event("alice", 3)], still_held=lambda: False))
+    with pytest.raises(OvertakenByRebalance):
+        batch = processor(outbox, store).process([seq.event("alice", 3)], no_rebalance_since=lambda: False)
+        asyncio.run(batch)
     assert len(outbox.lists) == 1 and store.data == {}
 
 
