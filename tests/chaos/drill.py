@@ -215,14 +215,15 @@ NOTABLE = re.compile(
 
 
 def notable_log_lines(folder: Path, most: int = 40) -> list[str]:
-    """The workers' log lines that say what the offset guard and the batches went through."""
-    lines = [
-        f"{log.stem}: {line.rstrip()}"
-        for log in sorted(folder.glob("*.log"))
+    """The workers' log lines that say what the offset guard and the batches went through, the
+    latest ``most`` in time order (each line starts with its time stamp)."""
+    lines = sorted(
+        (line.rstrip(), log.stem)
+        for log in folder.glob("*.log")
         for line in log.read_text(errors="replace").splitlines()
         if NOTABLE.search(line)
-    ]
-    return lines[-most:]
+    )
+    return [f"{worker}: {line}" for line, worker in lines[-most:]]
 
 
 def latest_per_key(records: list[InputRecord]) -> dict[bytes, bytes]:
